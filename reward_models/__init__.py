@@ -1,0 +1,1 @@
+"""Reward models: images + prompts -> one score per image (filled in by the reward issue)."""

@@ -1,0 +1,117 @@
+"""The named algorithms: GRPO, DAPO and GCPO as values of one typed recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from t2i_gcpo.algos._checks import check_choice, check_open_unit, check_positive
+from t2i_gcpo.algos.advantages import ADVANTAGE_SCALES
+from t2i_gcpo.algos.credit import DIVERGENCE_KINDS, NORMALIZATIONS
+from t2i_gcpo.algos.losses import AGGREGATIONS
+
+NEGATIVE_MODES = ("null", "caption", "swap")
+
+
+@dataclass(frozen=True)
+class AlgorithmPreset:
+    """Every knob of algos/ that distinguishes GRPO, DAPO and GCPO, with its allowed values."""
+
+    name: str
+    """Label used in logs and configs."""
+    advantage_scale: str = "group"
+    """Advantage denominator: "group" std, "batch" std or "none" (Dr. GRPO)."""
+    advantage_eps: float = 1e-4
+    """Added to the std in the advantage denominator."""
+    dynamic_sampling: bool = False
+    """DAPO: drop groups whose reward std is below `min_group_std` (they carry no signal)."""
+    min_group_std: float = 1e-6
+    """Threshold of the dynamic-sampling filter."""
+    divergence: str = "k3"
+    """Per-token prompt dependence: "k3", "abs" or "logratio"."""
+    normalization: str = "uniform"
+    """Credit: "uniform" (plain GRPO/DAPO), "rank", "softmax" or "linear"."""
+    top_fraction: float = 0.4
+    """Rank credit: this fraction of the most prompt-dependent tokens ..."""
+    top_mass: float = 0.8
+    """... carries this fraction of the credit."""
+    temperature: float = 1.0
+    """Softmax credit temperature."""
+    negative: str = "null"
+    """Negative prompt for the credit contrast: "null" (the CFG branch), "caption", "swap"."""
+    clip_low: float = 0.2
+    """Lower clip range: the ratio is clipped at 1 - clip_low."""
+    clip_high: float = 0.2
+    """Upper clip range: the ratio is clipped at 1 + clip_high (0.28 is DAPO's clip-higher)."""
+    aggregation: str = "sequence_mean"
+    """Loss aggregation: "sequence_mean", "token_mean" or "credit_weighted"."""
+    beta: float = 0.0
+    """Weight of the k3 KL to a frozen reference policy (0 disables the reference model)."""
+    kl_relax: bool = False
+    """GCPO: halve the KL on tokens with credit >= 1 (mask 0.5 + 0.5 clamp(2 - 2w, 0, 1))."""
+
+    def __post_init__(self) -> None:
+        check_choice("advantage_scale", self.advantage_scale, ADVANTAGE_SCALES)
+        check_choice("divergence", self.divergence, DIVERGENCE_KINDS)
+        check_choice("normalization", self.normalization, NORMALIZATIONS)
+        check_choice("negative", self.negative, NEGATIVE_MODES)
+        check_choice("aggregation", self.aggregation, AGGREGATIONS)
+        check_open_unit("top_fraction", self.top_fraction)
+        check_open_unit("top_mass", self.top_mass)
+        check_positive("temperature", self.temperature)
+        check_positive("advantage_eps", self.advantage_eps, allow_zero=True)
+        check_positive("min_group_std", self.min_group_std, allow_zero=True)
+        check_positive("clip_low", self.clip_low, allow_zero=True)
+        check_positive("clip_high", self.clip_high, allow_zero=True)
+        check_positive("beta", self.beta, allow_zero=True)
+        if self.clip_low >= 1.0:
+            raise ValueError(f"clip_low={self.clip_low} must be < 1")
+        if self.normalization == "linear" and self.divergence == "logratio":
+            raise ValueError(
+                "normalization='linear' needs a non-negative divergence; "
+                "use divergence 'k3' or 'abs' with it"
+            )
+
+    @property
+    def uses_credit(self) -> bool:
+        """True when tokens get non-uniform credit (so logp under the negative is needed)."""
+        return self.normalization != "uniform"
+
+    def replace(self, **changes) -> AlgorithmPreset:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+GRPO = AlgorithmPreset(name="grpo", beta=0.03)
+"""GRPO: group-std advantages broadcast to every token, clip 0.2, per-sequence mean. The KL
+weight matches the GCPO reference recipe so the two differ only in credit."""
+
+DAPO = AlgorithmPreset(
+    name="dapo",
+    dynamic_sampling=True,
+    clip_high=0.28,
+    aggregation="token_mean",
+)
+"""DAPO: dynamic sampling (drop zero-variance groups), clip-higher 0.28, token mean, no KL."""
+
+GCPO = AlgorithmPreset(
+    name="gcpo",
+    divergence="k3",
+    normalization="rank",
+    top_fraction=0.4,
+    top_mass=0.8,
+    negative="null",
+    aggregation="credit_weighted",
+    beta=0.03,
+    kl_relax=True,
+)
+"""GCPO reference recipe: k3 divergence against the null (CFG) branch, rank credit 0.4/0.8,
+sum(ratio A w) / sum(w), KL beta 0.03 relaxed on credited tokens."""
+
+PRESETS: dict[str, AlgorithmPreset] = {p.name: p for p in (GRPO, DAPO, GCPO)}
+
+
+def get_preset(name: str) -> AlgorithmPreset:
+    """The preset called `name` ("grpo", "dapo" or "gcpo")."""
+    check_choice("algorithm", name, PRESETS)
+    return PRESETS[name]
