@@ -13,7 +13,15 @@ import torch
 from t2i_gcpo.policies.base import Policy
 from t2i_gcpo.policies.janus import JanusPolicy
 
-BUILTIN_POLICIES: dict[str, Callable[..., Policy]] = {}
+
+def _shapes_policy(dtype=None, device=None) -> Policy:
+    """The shapes world's pretrained tiny Janus, shipped with the package."""
+    from t2i_gcpo.toy.assets import load_shapes_policy
+
+    return load_shapes_policy(dtype=dtype, device=device)
+
+
+BUILTIN_POLICIES: dict[str, Callable[..., Policy]] = {"shapes": _shapes_policy}
 """Built-in policy names -> factories called as factory(dtype=..., device=...)."""
 
 SUPPORTED_MODEL_TYPES: dict[str, Callable[..., Policy]] = {"janus": JanusPolicy.from_pretrained}

@@ -31,8 +31,8 @@ POSITIONS: dict[str, tuple[int, int]] = {  # name -> (row, column) of the quadra
 }
 IMAGE_SIZE = 32
 SUPERSAMPLE = 4
-SIZE_RANGE = (0.31, 0.38)  # object side as a fraction of the image side
-JITTER = 0.04  # centre offset, as a fraction of the image side
+SIZE_RANGE = (0.375, 0.375)  # object side as a fraction of the image side (min, max)
+JITTER = 0.0  # largest centre offset, as a fraction of the image side
 
 
 @dataclass(frozen=True)
