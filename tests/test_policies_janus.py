@@ -213,3 +213,17 @@ def test_load_policy_errors_say_what_was_expected(tmp_path):
         load_policy(other)
     with pytest.raises(ValueError, match="unknown policy 'no-such-name'"):
         load_policy("no-such-name")
+
+
+def test_rollout_records_positive_branch_entropy(policy):
+    rollout = policy.sample(MIXED_LENGTH, samples_per_prompt=2, cfg_scale=3.0)
+    assert rollout.entropy.shape == rollout.tokens.shape
+    assert (rollout.entropy >= 0).all()
+    assert (rollout.entropy <= torch.log(torch.tensor(float(policy.codebook_size))) + 1e-4).all()
+    ids, mask, _ = policy.cfg_batch(MIXED_LENGTH, None, 2)
+    with torch.no_grad():
+        logits, _ = policy.prefill(ids, mask)  # the first token's logits of both branches
+    logp = torch.log_softmax(logits[: rollout.num_samples].float(), dim=-1)
+    torch.testing.assert_close(
+        rollout.entropy[:, 0], -(logp.exp() * logp).sum(-1), atol=1e-5, rtol=0
+    )

@@ -43,7 +43,7 @@ from t2i_gcpo.toy.models import register_open_clip_configs, shapes_clip_config, 
 from t2i_gcpo.toy.scenes import COLORS, SHAPES, SceneObject, all_objects, render
 
 ROOT = Path(__file__).resolve().parents[1]
-README_SECTION = ROOT / "reward_models" / "README_SECTION.md"
+README = ROOT / "README.md"
 LAION_HEAD = (
     ROOT.parent / "shared" / "fixtures" / "laion-aesthetic-sac-logos-ava1-l14-linearMSE.pth"
 )
@@ -640,7 +640,11 @@ def test_reward_specs_are_validated():
 
 
 def readme_blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README_SECTION.read_text(), re.S)
+    """The code blocks of `language` in the README's "Bring your own reward" section."""
+    text = README.read_text()
+    start = text.index("## Bring your own reward")
+    section = text[start : text.index("\n## ", start + 1)]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.S)
 
 
 @pytest.mark.parametrize("index", range(len(readme_blocks("python"))))

@@ -38,6 +38,8 @@ class Rollout:
         prompts: the distinct prompts passed to `sample`.
         negative_prompts: one explicit negative caption per prompt, or None for the null branch.
         cfg_scale: the guidance scale used for sampling.
+        entropy: (N, T) float32 or None, the entropy of the positive branch's next-token
+            distribution (temperature 1, no guidance) at each step, from the same logits.
     """
 
     tokens: torch.Tensor
@@ -47,14 +49,15 @@ class Rollout:
     prompts: list[str]
     negative_prompts: list[str] | None
     cfg_scale: float
+    entropy: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         """Raise ValueError if the tensors' shapes disagree with (N, T) and (N,)."""
         shape = tuple(self.tokens.shape)
         if len(shape) != 2:
             raise ValueError(f"tokens must have shape (N, T), got {shape}")
-        for name in ("logp_pos", "logp_neg"):
-            if tuple(getattr(self, name).shape) != shape:
+        for name in ("logp_pos", "logp_neg", "entropy"):
+            if getattr(self, name) is not None and tuple(getattr(self, name).shape) != shape:
                 raise ValueError(
                     f"{name} must have the shape of tokens {shape}, "
                     f"got {tuple(getattr(self, name).shape)}"

@@ -123,6 +123,12 @@ def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """logits (..., V) -> entropy of softmax(logits) (...) in float32."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(dim=-1)
+
+
 def check_sampling_args(
     samples_per_prompt: int,
     cfg_scale: float,
@@ -450,18 +456,20 @@ class JanusPolicy(Policy):
         top_p: float | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Doubled prompt batch (2B, L) -> tokens (B, T), branch log-probs (2B, T) float32."""
+        """Doubled prompt batch (2B, L) -> tokens (B, T), branch log-probs (2B, T) float32,
+        positive-branch entropies (B, T) float32."""
         logits, cache = self.prefill(ids, mask)
-        tokens, logps = [], []
+        tokens, logps, entropies = [], [], []
         for step in range(self.num_tokens):
             token = pick_tokens(cfg_logits(logits, cfg_scale), temperature, top_k, top_p, generator)
             both = token.repeat(2)
             tokens.append(token)
             logps.append(gather_logprobs(logits, both))
+            entropies.append(entropy(logits[: len(token)]))
             if step + 1 < self.num_tokens:
                 mask = extend_mask(mask)
                 logits = self.decode_one(both, mask, cache)
-        return torch.stack(tokens, dim=1), torch.stack(logps, dim=1)
+        return torch.stack(tokens, dim=1), torch.stack(logps, dim=1), torch.stack(entropies, 1)
 
     @torch.no_grad()
     def sample(
@@ -488,7 +496,7 @@ class JanusPolicy(Policy):
         was_training = self.model.training
         self.eval()
         try:
-            tokens, logps = self.generate_tokens(
+            tokens, logps, entropies = self.generate_tokens(
                 ids, mask, cfg_scale, temperature, top_k, top_p, generator
             )
         finally:
@@ -502,6 +510,7 @@ class JanusPolicy(Policy):
             prompts=list(prompts),
             negative_prompts=None if negative_prompts is None else list(negative_prompts),
             cfg_scale=float(cfg_scale),
+            entropy=entropies,
         )
 
     # -- scoring and decoding -------------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""Negative prompts of the GCPO credit contrast, one per prompt record.
+
+Modes (algo.negative): "null" is the CFG null prompt (no caption: returns None); "caption" is
+each record's own `negative_prompt`; "swap" derives a contrastive caption by swapping one
+colour word of the prompt for another colour, or, when it names no colour, one object word for
+another object. The swap is deterministic: it depends only on the prompt and the seed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+
+from t2i_gcpo.prompts import PromptRecord
+from t2i_gcpo.toy.scenes import COLORS, SHAPES
+
+COLOR_GROUPS: tuple[tuple[str, ...], ...] = (
+    tuple(COLORS),
+    ("black", "white", "orange", "pink", "brown", "gray", "grey", "gold", "silver"),
+)
+"""Colour words; a colour is swapped for another of its own group (the shapes world's six
+colours first, so shapes prompts stay inside its vocabulary)."""
+
+OBJECT_GROUPS: tuple[tuple[str, ...], ...] = (
+    SHAPES,
+    ("star", "heart", "cat", "dog", "bird", "horse", "cow", "house", "tree", "car", "bus",
+     "boat", "apple", "banana", "cup", "chair", "clock", "flower", "person"),
+)  # fmt: skip
+"""Object words, swapped within their group when a prompt names no colour."""
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _swap_in_groups(prompt: str, groups: Sequence[Sequence[str]], rng: random.Random) -> str | None:
+    """Swap one word of `prompt` found in `groups` for another word of its group, or None."""
+    matches = [m for m in _WORD.finditer(prompt) if any(m[0].lower() in g for g in groups)]
+    if not matches:
+        return None
+    present = {m[0].lower() for m in _WORD.finditer(prompt)}
+    match = rng.choice(matches)
+    group = next(g for g in groups if match[0].lower() in g)
+    candidates = [w for w in group if w not in present] or [
+        w for w in group if w != match[0].lower()
+    ]
+    if not candidates:
+        return None
+    word = rng.choice(candidates)
+    if match[0][0].isupper():
+        word = word.capitalize()
+    return prompt[: match.start()] + word + prompt[match.end() :]
+
+
+def swap_caption(prompt: str, seed: int = 0) -> str:
+    """'a red circle' -> e.g. 'a cyan circle': one colour (else object) word swapped.
+
+    Raises ValueError when the prompt names none of the words in COLOR_GROUPS / OBJECT_GROUPS.
+    """
+    rng = random.Random(f"{seed}\0{prompt}")  # str seeds hash with sha512: stable everywhere
+    for groups in (COLOR_GROUPS, OBJECT_GROUPS):
+        swapped = _swap_in_groups(prompt, groups, rng)
+        if swapped is not None:
+            return swapped
+    raise ValueError(
+        f"cannot derive a swapped caption from prompt {prompt!r}: it names no colour "
+        f"({', '.join(COLOR_GROUPS[0])}, ...) and no object word ({', '.join(OBJECT_GROUPS[0])}, "
+        "...); give it a negative_prompt and use algo.negative 'caption', or use 'null'"
+    )
+
+
+def record_negatives(
+    records: Sequence[PromptRecord], mode: str, seed: int = 0, source: str = "the prompts"
+) -> list[str] | None:
+    """One negative caption per record for `mode` ("caption", "swap"), or None for "null".
+
+    Raises ValueError naming `source` and the first prompt without a usable negative.
+    """
+    if mode == "null":
+        return None
+    if mode == "swap":
+        return [swap_caption(record.prompt, seed) for record in records]
+    if mode != "caption":
+        raise ValueError(f"negative mode {mode!r} is not supported; expected null, caption, swap")
+    for number, record in enumerate(records, start=1):
+        if not record.negative_prompt:
+            raise ValueError(
+                f"{source}: prompt {number} ({record.prompt!r}) has no negative_prompt, which "
+                "algo.negative='caption' needs for every prompt; add a \"negative_prompt\" field "
+                "to each JSON line, or use algo.negative 'null' or 'swap'"
+            )
+    return [record.negative_prompt for record in records]
