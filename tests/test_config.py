@@ -39,7 +39,7 @@ def test_defaults_describe_the_shapes_world_gcpo_run():
     assert config.preset == get_preset("gcpo")
     assert config.rollout.cfg_scale == DEFAULT_CFG_SCALE
     assert (config.rollout.group_size, config.rollout.prompts_per_step) == (8, 4)
-    assert config.optim.steps == 40
+    assert (config.optim.steps, config.optim.lr) == (200, 2e-5)
 
 
 def test_yaml_round_trip_keeps_every_value():
