@@ -334,11 +334,10 @@ def test_resume_and_overwrite_are_checked(assets, tmp_path, capsys):
     assert "already holds a run; pass --resume" in err
 
 
-def test_missing_shapes_clip_says_how_to_build_it(assets, tmp_path, capsys):
-    from t2i_gcpo.toy.assets import ASSETS_DIR
+def test_missing_shapes_clip_says_how_to_build_it(assets, tmp_path, capsys, monkeypatch):
+    import t2i_gcpo.toy.assets as shapes_assets
 
-    if (ASSETS_DIR / "clip").exists():
-        pytest.skip("the shapes world's assets are built")
+    monkeypatch.setattr(shapes_assets, "ASSETS_DIR", tmp_path / "no-assets")  # as if unbuilt
     args = [a for a in train_args(assets, tmp_path / "run") if "rewards.py" not in a]
     args.remove("--rewards.models")  # the default reward: the shapes world's CLIP
     assert "t2i-gcpo toy build" in run_error(args, capsys)

@@ -190,8 +190,9 @@ def test_clip_score_resizes_larger_and_non_square_images(trained_clip_dir):
     wide = F.pad(large, (16, 16, 0, 0), value=BACKGROUND_VALUE)  # (128, 160): crop restores it
     prompts = [scene.caption]
     reference = score(small, prompts, [{}])
-    torch.testing.assert_close(score(large, prompts, [{}]), reference, atol=1.0, rtol=0)
-    torch.testing.assert_close(score(wide, prompts, [{}]), reference, atol=1.0, rtol=0)
+    # bicubic antialiased downsampling of the 4x image does not restore its hard edges exactly
+    torch.testing.assert_close(score(large, prompts, [{}]), reference, atol=0, rtol=0.03)
+    torch.testing.assert_close(score(wide, prompts, [{}]), reference, atol=0, rtol=0.03)
 
 
 BACKGROUND_VALUE = 20 / 255
