@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 import torch
 
-from t2i_gcpo.evaluation import oracle_accuracy
+from t2i_gcpo.evaluation import oracle_accuracy, sampled_batches
 from t2i_gcpo.logging_utils import short_names
 from t2i_gcpo.policies import Policy
 from t2i_gcpo.prompts import PromptRecord
+from t2i_gcpo.toy.assets import DEFAULT_CFG_SCALE
 
 
 def has_shapes_metadata(records: Sequence[PromptRecord]) -> bool:
@@ -30,7 +31,7 @@ def mean_rewards(
     records: Sequence[PromptRecord],
     reward,
     samples_per_prompt: int = 4,
-    cfg_scale: float = 3.0,
+    cfg_scale: float = DEFAULT_CFG_SCALE,
     batch_prompts: int = 16,
     seed: int = 0,
 ) -> dict[str, float]:
@@ -38,18 +39,10 @@ def mean_rewards(
 
     `reward` is a reward_models.CombinedReward; samples it drops as non-finite are left out.
     """
-    generator = torch.Generator(device=policy.device).manual_seed(seed)
     values: dict[str, list[torch.Tensor]] = defaultdict(list)
-    for start in range(0, len(records), batch_prompts):
-        chunk = list(records[start : start + batch_prompts])
-        rollout = policy.sample(
-            [r.prompt for r in chunk],
-            samples_per_prompt=samples_per_prompt,
-            cfg_scale=cfg_scale,
-            generator=generator,
-        )
-        metadata = [chunk[i].metadata for i in rollout.prompt_index.tolist()]
-        result = reward(policy.decode(rollout.tokens), rollout.sample_prompts, metadata)
+    batches = sampled_batches(policy, records, samples_per_prompt, cfg_scale, batch_prompts, seed)
+    for rollout, images, metadata in batches:
+        result = reward(images, rollout.sample_prompts, metadata)
         values["reward/mean"].append(result.total[result.valid])
         names = short_names(list(result.per_reward))
         for label, scores in result.per_reward.items():

@@ -3,7 +3,6 @@
 import dataclasses
 
 import pytest
-import torch
 import yaml
 
 from t2i_gcpo.algos import AlgorithmPreset, get_preset
@@ -20,15 +19,6 @@ from t2i_gcpo.config import (
     parse_overrides,
 )
 from t2i_gcpo.toy.assets import DEFAULT_CFG_SCALE
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Keep torch on one thread while the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_defaults_describe_the_shapes_world_gcpo_run():

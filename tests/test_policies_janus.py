@@ -15,15 +15,6 @@ MIXED_LENGTH = ["a red circle", "a big blue square on the left of a tree", "cat"
 NEGATIVES = ["a green triangle below a house", "dog", "a photo"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and do not stall when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def policy() -> JanusPolicy:
     """A fresh 4x4-grid tiny Janus policy in fp32 (eval mode)."""

@@ -66,14 +66,6 @@ TRAINABLE_CLIP = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def write_clip_folder(folder: Path, model_cfg: dict, model: torch.nn.Module | None = None) -> Path:
     """An open_clip "local-dir" folder: config, tokenizer and (if given) weights."""
     folder.mkdir(parents=True, exist_ok=True)

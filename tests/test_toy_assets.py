@@ -33,14 +33,6 @@ SHIPPED = (ASSETS_DIR / "policy" / "config.json").exists()
 needs_assets = pytest.mark.skipif(not SHIPPED, reason="shapes assets not built in this checkout")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_toy_build_runs_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     out = tmp_path / "assets"
     assert main(["toy", "build", "--out", str(out), "--steps-scale", "0.002", "--quiet"]) == 0
