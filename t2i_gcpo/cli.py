@@ -202,6 +202,114 @@ def _add_eval(commands) -> None:
     evaluate.set_defaults(handler=_run_eval)
 
 
+def _add_heatmap(commands) -> None:
+    """`t2i-gcpo heatmap`: where the credit goes, for a policy and some prompts."""
+    from t2i_gcpo.algos import NORMALIZATIONS
+    from t2i_gcpo.viz import UPSAMPLING
+
+    heatmap = commands.add_parser(
+        "heatmap",
+        help="credit heatmaps of sampled images",
+        description="Sample a group per --prompt, score every token under the prompt and a "
+        "negative, and write credit panels (image | credit | log p | log p negative | "
+        "divergence), group grids, the raw numbers and an index.html gallery to --out.",
+    )
+    _add_policy_options(heatmap)
+    heatmap.add_argument(
+        "--prompt", action="append", required=True, help="a prompt (repeat for more)"
+    )
+    negative = heatmap.add_mutually_exclusive_group()
+    negative.add_argument(
+        "--negative",
+        action="append",
+        help="negative caption for the contrast (once for all prompts, or once per --prompt)",
+    )
+    negative.add_argument(
+        "--negative-mode",
+        choices=("null", "swap"),
+        default=None,
+        help="null: the empty prompt (default); swap: the prompt with a colour or object "
+        "word swapped",
+    )
+    heatmap.add_argument("--samples", type=int, default=4, help="images per prompt (default: 4)")
+    heatmap.add_argument(
+        "--normalization",
+        choices=NORMALIZATIONS,
+        default="rank",
+        help="credit normalization (default: rank, GCPO's)",
+    )
+    heatmap.add_argument(
+        "--reward",
+        default="clip",
+        help="reward for the titles and advantages: a name or YAML mapping, or 'none' "
+        "(default: clip)",
+    )
+    heatmap.add_argument("--alpha", type=float, default=0.6, help="overlay opacity (0..1)")
+    heatmap.add_argument("--upsample", choices=UPSAMPLING, default="nearest")
+    heatmap.add_argument("--out", required=True, help="output folder")
+    heatmap.set_defaults(handler=_run_heatmap)
+
+
+def _run_heatmap(args: argparse.Namespace) -> int:
+    from t2i_gcpo.algos import GCPO
+    from t2i_gcpo.heatmap import resolve_negatives, run_heatmap
+
+    _positive("--samples", args.samples)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise InputError(f"--alpha must be in [0, 1], got {args.alpha}")
+    try:
+        resolve_negatives(args.prompt, args.negative, args.negative_mode, args.seed)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    reward = None if args.reward.lower() == "none" else _eval_reward([args.reward])
+    preset = GCPO.replace(normalization=args.normalization)
+    if args.normalization == "linear" and preset.divergence == "logratio":
+        preset = preset.replace(divergence="k3")
+    policy = _load_policy(args)
+    written = run_heatmap(
+        policy,
+        args.prompt,
+        args.out,
+        negatives=args.negative,
+        negative_mode=args.negative_mode,
+        samples=args.samples,
+        preset=preset,
+        cfg_scale=args.cfg_scale,
+        seed=args.seed,
+        reward=reward,
+        alpha=args.alpha,
+        mode=args.upsample,
+    )
+    for path in written:
+        print(path)
+    print(f"open {Path(args.out) / 'index.html'} in a browser", file=sys.stderr)
+    return 0
+
+
+def _add_report(commands) -> None:
+    """`t2i-gcpo report RUN_DIR`: one self-contained HTML page of a training run."""
+    report = commands.add_parser(
+        "report",
+        help="write an HTML report of a training run",
+        description="Write RUN_DIR/report.html: metric curves, held-out figures, first and last "
+        "samples and the credit overlays over time, with every image inside the file.",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by t2i-gcpo train")
+    report.add_argument("--out", default=None, help="write the page here instead")
+    report.set_defaults(handler=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from t2i_gcpo.viz.html import write_report
+
+    try:
+        path = write_report(args.run_dir, args.out)
+    except (ValueError, OSError) as err:
+        raise InputError(str(err)) from err
+    print(path)
+    return 0
+
+
 def _positive(name: str, value: int) -> None:
     """Raise InputError unless value >= 1."""
     if value < 1:
@@ -274,7 +382,7 @@ def _eval_reward(specs: Sequence[str]):
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from t2i_gcpo.evaluation import oracle_accuracy
+    from t2i_gcpo.evaluation import shapes_evaluation
     from t2i_gcpo.prompts import resolve_prompts
     from t2i_gcpo.reward_eval import has_shapes_metadata, mean_rewards
 
@@ -293,7 +401,13 @@ def _run_eval(args: argparse.Namespace) -> int:
     n, scale, seed = args.samples_per_prompt, args.cfg_scale, args.seed
     results: dict = {"policy": args.policy, "prompts": args.prompts, "samples_per_prompt": n}
     if has_shapes_metadata(records):
-        results["oracle_strict_accuracy"] = oracle_accuracy(policy, records, n, scale, seed=seed)
+        figures = shapes_evaluation(policy, records, n, scale, seed=seed)
+        results["oracle_strict_accuracy"] = {
+            k.split("/", 1)[1]: v for k, v in figures.items() if k.startswith("oracle/")
+        }
+        results["credit_localization"] = {
+            k.split("/", 1)[1]: v for k, v in figures.items() if k.startswith("localization/")
+        }
     if reward is not None:
         results["rewards"] = mean_rewards(policy, records, reward, n, scale, seed=seed)
     text = json.dumps(results, indent=2)
@@ -320,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_sample(commands)
     _add_eval(commands)
+    _add_heatmap(commands)
+    _add_report(commands)
     _add_toy(commands)
     return parser
 

@@ -310,6 +310,14 @@ class LoggingConfig:
     """Also evaluate before the first step of a fresh run (logged as step 0)."""
     eval_samples_per_prompt: int = 4
     """Images per eval prompt."""
+    heatmap_every: int = 25
+    """Steps between credit overlays of the probe prompt, written to heatmaps/ and the
+    trackers (0: never); also logged at step 0 of a fresh run."""
+    probe_prompt: str | None = None
+    """The prompt whose credit is drawn; null: the first eval prompt (else the first
+    training prompt). Its negative follows algo.negative."""
+    probe_samples: int = 4
+    """Images in the probe's group."""
     trackers: str = "tensorboard"
     """Experiment tracker through accelerate: "tensorboard", "wandb" or "none"."""
     progress_bar: bool = True
@@ -321,6 +329,9 @@ class LoggingConfig:
         _at_least("logging.sample_every", self.sample_every, 0)
         _at_least("logging.eval_every", self.eval_every, 0)
         _at_least("logging.eval_samples_per_prompt", self.eval_samples_per_prompt, 1)
+        _at_least("logging.heatmap_every", self.heatmap_every, 0)
+        _non_empty("logging.probe_prompt", self.probe_prompt)
+        _at_least("logging.probe_samples", self.probe_samples, 1)
         _choice("logging.trackers", self.trackers, TRACKERS)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from t2i_gcpo.evaluation import oracle_accuracy, sampled_batches
+from t2i_gcpo.evaluation import sampled_batches, shapes_evaluation
 from t2i_gcpo.logging_utils import short_names
 from t2i_gcpo.policies import Policy
 from t2i_gcpo.prompts import PromptRecord
@@ -57,12 +57,13 @@ def evaluate_policy(
     samples_per_prompt: int,
     cfg_scale: float,
     seed: int = 0,
+    preset=None,
 ) -> dict[str, float]:
-    """{"oracle/<tag>": strict accuracy} when the records carry shapes metadata, else
+    """{"oracle/<tag>": strict accuracy, "localization/<negative>": credit localization ratio}
+    when the records carry shapes metadata (credit of `preset`, see shapes_evaluation), else
     mean_rewards (the training reward on the held-out prompts)."""
     if has_shapes_metadata(records):
-        accuracy = oracle_accuracy(
-            policy, records, samples_per_prompt=samples_per_prompt, cfg_scale=cfg_scale, seed=seed
+        return shapes_evaluation(
+            policy, records, samples_per_prompt, cfg_scale, preset=preset, seed=seed
         )
-        return {f"oracle/{tag}": value for tag, value in accuracy.items()}
     return mean_rewards(policy, records, reward, samples_per_prompt, cfg_scale, seed=seed)

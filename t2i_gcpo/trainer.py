@@ -13,6 +13,7 @@ logged metrics are gathered from every process.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -40,11 +41,9 @@ from tqdm.auto import tqdm
 from reward_models.combine import CombinedReward, RewardResult
 from t2i_gcpo import checkpoint as ckpt
 from t2i_gcpo.algos import (
-    credit_weights,
     group_advantages,
     informative_groups,
     policy_loss,
-    token_divergence,
 )
 from t2i_gcpo.config import RUN_CONFIG_FILE, ConfigError, TrainConfig, check_layout
 from t2i_gcpo.logging_utils import (
@@ -429,15 +428,7 @@ class Trainer:
         else:
             captions = [self.negatives[indices[i]] for i in rollout.prompt_index.tolist()]
             logp_neg = self.teacher_forced(self.policy, rollout, captions)
-        divergence = token_divergence(rollout.logp_pos, logp_neg, preset.divergence)
-        return credit_weights(
-            divergence,
-            None,
-            preset.normalization,
-            preset.top_fraction,
-            preset.top_mass,
-            preset.temperature,
-        )
+        return preset.token_credit(rollout.logp_pos, logp_neg)[1]
 
     def build_batch(self, rollout: Rollout, indices, advantages, keep) -> StepBatch:
         """Everything the loss needs for this process's samples."""
@@ -579,10 +570,63 @@ class Trainer:
                 logging.eval_samples_per_prompt,
                 self.config.rollout.cfg_scale,
                 seed=self.config.seed,
+                preset=self.preset,
             )
             results = {f"eval/{key}": value for key, value in values.items()}
         self.accelerator.wait_for_everyone()
         return results
+
+    def probe_record(self) -> PromptRecord:
+        """The record of logging.probe_prompt (looked up in the eval and training prompts for
+        its negative and metadata), or the first eval prompt, else the first training one."""
+        wanted = self.config.logging.probe_prompt
+        pool = list(self.eval_records) + list(self.records)
+        if wanted is None:
+            return pool[0]
+        for record in pool:
+            if record.prompt == wanted:
+                return record
+        return PromptRecord(prompt=wanted)
+
+    def write_heatmap(self) -> dict[str, float]:
+        """Credit overlays of the probe prompt's group to heatmaps/ and the trackers (main
+        process); returns {"probe/localization": ...} for shapes-world probe prompts."""
+        from t2i_gcpo.credit_probe import credit_preset, probe_credit, probe_localization
+        from t2i_gcpo.heatmap import resolve_negatives
+        from t2i_gcpo.reward_eval import has_shapes_metadata
+        from t2i_gcpo.viz.figures import figure_array, group_figure, save_figure
+
+        record, preset = self.probe_record(), credit_preset(self.preset)
+        negatives = None
+        if preset.negative == "caption" and record.negative_prompt:
+            negatives = [record.negative_prompt]
+        elif preset.negative != "null":
+            with contextlib.suppress(ValueError):  # no colour or object word: null prompt
+                negatives = resolve_negatives([record.prompt], None, "swap", self.config.seed)
+        generator = torch.Generator(self.policy.device).manual_seed(self.config.seed + 7919)
+        probe = probe_credit(
+            self.policy,
+            [record.prompt],
+            negatives,
+            self.config.logging.probe_samples,
+            preset,
+            self.config.rollout.cfg_scale,
+            generator,
+            reward=self.reward,
+            metadata=[record.metadata],
+            temperature=self.config.rollout.temperature,
+        )
+        title = f"step {self.step}: {record.prompt}  vs  {probe.sample_negative(0) or '(null)'}"
+        path = self.output_dir / "heatmaps" / f"{ckpt.checkpoint_name(self.step)}.png"
+        save_figure(group_figure(probe, 0, title=title), path)
+        if self.config.logging.trackers == "tensorboard":
+            writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
+            writer.add_image("credit/probe", figure_array(group_figure(probe, 0)), self.step)
+        if has_shapes_metadata([record]):
+            return {
+                "probe/localization": probe_localization(probe, [record.metadata]).nanmean().item()
+            }
+        return {}
 
     def log(self, metrics: dict[str, float], bar: tqdm) -> None:
         """metrics.jsonl (every call), trackers and console (every logging.log_every steps)."""
@@ -620,12 +664,19 @@ class Trainer:
             disable=not (logging.progress_bar and self.is_main),
         )
         with stop_signals(self.request_stop):
-            if self.step == 0 and logging.eval_at_start and self.eval_records:
-                self.log(self.evaluate(), bar)
+            if self.step == 0 and (
+                logging.eval_at_start and self.eval_records or logging.heatmap_every
+            ):
+                start = self.evaluate() if logging.eval_at_start else {}
+                if logging.heatmap_every and self.is_main:
+                    start.update(self.write_heatmap())
+                self.log(start, bar)
             while self.step < total:
                 metrics = self.train_step()
                 if self.due(logging.eval_every) or (self.step == total and logging.eval_every):
                     metrics.update(self.evaluate())
+                if self.due(logging.heatmap_every) and self.is_main:
+                    metrics.update(self.write_heatmap())
                 self.log(metrics, bar)
                 bar.update(1)
                 stopping = self.should_stop()

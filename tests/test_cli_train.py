@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from t2i_gcpo.cli import main
 from t2i_gcpo.policies.tiny_janus import tiny_janus_policy
@@ -72,6 +73,7 @@ def train_args(assets, out: Path, steps: int = 3, reward: str = "redness", *extr
         "--logging.trackers", "none",
         "--logging.progress_bar", "false",
         "--logging.sample_every", "0",
+        "--logging.heatmap_every", "0",
         *extra,
     ]  # fmt: skip
 
@@ -113,13 +115,16 @@ def test_three_step_run_trains_and_writes_its_run_folder(assets, tmp_path):
     args = train_args(assets, out, 3, "redness", "--logging.trackers", "tensorboard",
                       "--logging.sample_every", "2", "--logging.eval_every", "3",
                       "--prompts.eval", str(eval_file), "--checkpoint.every", "1",
-                      "--checkpoint.keep_last", "2")  # fmt: skip
+                      "--checkpoint.keep_last", "2", "--logging.heatmap_every", "2")  # fmt: skip
     assert main(args) == 0
 
     records = read_metrics(out)
     assert [r["step"] for r in records] == [0, 1, 2, 3]
     assert_finite_numbers(records)
-    assert set(records[0]) == {"step", "eval/oracle/all", "eval/oracle/single_object"}
+    assert set(records[0]) == {
+        "step", "eval/oracle/all", "eval/oracle/single_object", "eval/localization/null",
+        "probe/localization"}  # fmt: skip
+    assert records[0]["eval/localization/null"] > 0 and "probe/localization" in records[2]
     assert "eval/oracle/all" in records[3] and "eval/oracle/all" not in records[1]
     for record in records[1:]:
         assert record["samples"] == 8 and record["update/skipped"] == 0
@@ -138,7 +143,13 @@ def test_three_step_run_trains_and_writes_its_run_folder(assets, tmp_path):
     assert checkpoints == ["step_000002", "step_000003"]  # keep_last 2, no staging left over
     assert sorted(p.name for p in (out / "samples").iterdir()) == [
         "step_000002.png", "step_000002.txt"]  # fmt: skip
-    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events
+    accumulator = EventAccumulator(str(events[0].parent), size_guidance={"images": 0})
+    accumulator.Reload()
+    assert [e.step for e in accumulator.Images("credit/probe")] == [0, 2]
+    assert sorted(p.name for p in (out / "heatmaps").iterdir()) == [
+        "step_000000.png", "step_000002.png"]  # fmt: skip
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["optim"]["steps"] == 3 and saved["logging"]["output_dir"] == str(out)
 

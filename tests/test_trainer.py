@@ -44,7 +44,7 @@ def tiny_config(assets, out, **sections):
         "rollout": {"group_size": 4, "prompts_per_step": 2},
         "optim": {"steps": 2, "lr": 1e-3},
         "logging": {"output_dir": str(out), "trackers": "none", "progress_bar": False,
-                    "sample_every": 0},
+                    "sample_every": 0, "heatmap_every": 0},
     }  # fmt: skip
     for name, values in sections.items():
         raw[name] = {**raw.get(name, {}), **values}

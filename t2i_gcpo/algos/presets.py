@@ -5,9 +5,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import torch
+
 from t2i_gcpo.algos._checks import check_choice, check_open_unit, check_positive
 from t2i_gcpo.algos.advantages import ADVANTAGE_SCALES
-from t2i_gcpo.algos.credit import DIVERGENCE_KINDS, NORMALIZATIONS
+from t2i_gcpo.algos.credit import (
+    DIVERGENCE_KINDS,
+    NORMALIZATIONS,
+    credit_weights,
+    token_divergence,
+)
 from t2i_gcpo.algos.losses import AGGREGATIONS
 
 NEGATIVE_MODES = ("null", "caption", "swap")
@@ -76,6 +83,25 @@ class AlgorithmPreset:
     def uses_credit(self) -> bool:
         """True when tokens get non-uniform credit (so logp under the negative is needed)."""
         return self.normalization != "uniform"
+
+    def token_credit(
+        self,
+        logp_pos: torch.Tensor,
+        logp_neg: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """logp_pos, logp_neg, mask (B, T) -> (divergence, credit), (B, T) each: this preset's
+        divergence and credit weights (uniform credit for GRPO and DAPO)."""
+        divergence = token_divergence(logp_pos, logp_neg, self.divergence)
+        credit = credit_weights(
+            divergence,
+            mask,
+            self.normalization,
+            self.top_fraction,
+            self.top_mass,
+            self.temperature,
+        )
+        return divergence, credit
 
     def replace(self, **changes) -> AlgorithmPreset:
         """A copy with some fields changed (validated again)."""
