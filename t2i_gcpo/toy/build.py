@@ -127,18 +127,25 @@ def pretrain_policy(
     seed: int = 0,
     n_scenes: int = 16384,
     caption_dropout: float = 0.1,
+    weight_decay: float = 0.1,
+    attention_dropout: float = 0.1,
     progress: bool = True,
 ) -> dict[str, float]:
     """Teach a JanusPolicy to draw captions of the "train" split (next-token NLL on VQ codes).
 
     A `caption_dropout` share of every batch is scored under the null prompt, so that the
-    unconditional branch that classifier-free guidance needs is learnt too."""
+    unconditional branch that classifier-free guidance needs is learnt too. Weight decay and
+    attention dropout regularise towards compositions: with them the policy draws held-out
+    colour-shape-position triples far more often (single objects 38% -> 63-70% in one
+    measurement). The dropout is switched off again at the end, so that RL fine-tuning scores
+    tokens with the same network that sampled them."""
     scenes = random_scenes(n_scenes, seed + 1, split="train")
     codes = encode_scenes(policy.model.model.vqmodel, torch.stack([s.image for s in scenes]))
     captions = [s.caption for s in scenes]
     generator = torch.Generator().manual_seed(seed)
     params = policy.trainable_parameters()
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    set_attention_dropout(policy, attention_dropout)
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -172,7 +179,18 @@ def pretrain_policy(
         schedule.step()
         bar.set_postfix(nll=f"{nll.item():.3f}")
     policy.eval()
+    set_attention_dropout(policy, 0.0)
     return {"nll": nll.item()}
+
+
+def set_attention_dropout(policy, rate: float) -> None:
+    """Set the attention dropout of the policy's language model (modules and saved config)."""
+    language_model = policy.model.model.language_model
+    language_model.config.attention_dropout = rate
+    policy.model.config.text_config.attention_dropout = rate
+    for module in language_model.modules():
+        if hasattr(module, "attention_dropout"):
+            module.attention_dropout = rate
 
 
 def clip_pixels(images: torch.Tensor) -> torch.Tensor:
@@ -299,7 +317,7 @@ def train_aesthetic(
     clip_model,
     steps: int,
     n_scenes: int = 4096,
-    lr: float = 1e-3,
+    lr: float = 3e-3,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, float]:
@@ -333,7 +351,7 @@ def aesthetic_rank_accuracy(head, clip_model, n: int = 512, seed: int = 99) -> f
     return (good > bad).float().mean().item()
 
 
-STAGE_STEPS = {"vq": 800, "policy": 1500, "clip": 500, "aesthetic": 600}
+STAGE_STEPS = {"vq": 800, "policy": 1500, "clip": 500, "aesthetic": 2000}
 """Optimizer steps of each stage at --steps-scale 1."""
 SCENES = {"vq": 8192, "policy": 16384, "clip": 16384, "aesthetic": 4096}
 """Training scenes of each stage at --steps-scale 1 (fewer, at least 256, below 1)."""
@@ -367,11 +385,8 @@ def build_assets(
 ) -> dict:
     """Train every shapes-world asset into `out` (policy/, clip/, aesthetic.safetensors,
     build_report.json); returns the report. The folder appears whole or not at all."""
-    from open_clip.tokenizer import HFTokenizer
-    from safetensors.torch import save_file
     from transformers import JanusForConditionalGeneration
 
-    from reward_models.aesthetic_head import AestheticMLP
     from t2i_gcpo.policies.janus import JanusPolicy
 
     register_open_clip_configs()
@@ -398,52 +413,68 @@ def build_assets(
         policy.save(folder / "policy")
         report["seconds"]["policy"] = time.perf_counter() - clock
 
-        clock = time.perf_counter()
-        clip_dir = folder / "clip"
-        clip_dir.mkdir()
-        shapes_tokenizer(append_eos=True).save_pretrained(clip_dir)
-        config = {
-            "model_cfg": shapes_clip_config(),
-            "preprocess_cfg": {
-                "mean": list(CLIP_MEAN),
-                "std": list(CLIP_STD),
-                "interpolation": "bicubic",
-                "resize_mode": "shortest",
-            },
-        }
-        (clip_dir / "open_clip_config.json").write_text(json.dumps(config, indent=2))
-        clip_model = open_clip.create_model("shapes-clip")
-        tokenizer = HFTokenizer(
-            str(clip_dir), context_length=config["model_cfg"]["text_cfg"]["context_length"]
-        )
-        report["clip"] = train_clip(
-            clip_model,
-            tokenizer,
-            steps["clip"],
-            seed=seed,
-            n_scenes=scenes["clip"],
-            progress=progress,
-        )
-        save_file(clip_model.state_dict(), clip_dir / "open_clip_model.safetensors")
-        report["seconds"]["clip"] = time.perf_counter() - clock
-
-        clock = time.perf_counter()
-        head = AestheticMLP(input_size=config["model_cfg"]["embed_dim"])
-        report["aesthetic"] = train_aesthetic(
-            head,
-            clip_model,
-            steps["aesthetic"],
-            seed=seed,
-            n_scenes=scenes["aesthetic"],
-            progress=progress,
-        )
-        save_file(head.state_dict(), folder / "aesthetic.safetensors")
-        report["seconds"]["aesthetic"] = time.perf_counter() - clock
+        build_reward_assets(folder, seed, steps, scenes, report, progress)
         report["bytes"] = {p.name: _size(p) for p in sorted(folder.iterdir())}
         (folder / "build_report.json").write_text(json.dumps(report, indent=2))
 
     _write_atomically(Path(out), write)
     return report
+
+
+def build_reward_assets(
+    folder: Path, seed: int, steps: dict, scenes: dict, report: dict, progress: bool = True
+) -> None:
+    """Train the shapes CLIP (folder/clip/) and its aesthetic head (folder/aesthetic.safetensors),
+    each stage seeded on its own, so that they do not depend on what trained before them."""
+    from open_clip.tokenizer import HFTokenizer
+    from safetensors.torch import save_file
+
+    from reward_models.aesthetic_head import AestheticMLP
+
+    register_open_clip_configs()
+    clock = time.perf_counter()
+    clip_dir = folder / "clip"
+    clip_dir.mkdir()
+    shapes_tokenizer(append_eos=True).save_pretrained(clip_dir)
+    config = {
+        "model_cfg": shapes_clip_config(),
+        "preprocess_cfg": {
+            "mean": list(CLIP_MEAN),
+            "std": list(CLIP_STD),
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+        },
+    }
+    (clip_dir / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+    torch.manual_seed(seed + 1)
+    clip_model = open_clip.create_model("shapes-clip")
+    tokenizer = HFTokenizer(
+        str(clip_dir), context_length=config["model_cfg"]["text_cfg"]["context_length"]
+    )
+    report["clip"] = train_clip(
+        clip_model,
+        tokenizer,
+        steps["clip"],
+        seed=seed,
+        n_scenes=scenes["clip"],
+        progress=progress,
+    )
+    save_file(clip_model.state_dict(), clip_dir / "open_clip_model.safetensors")
+    report["seconds"]["clip"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    torch.manual_seed(seed + 2)
+    head = AestheticMLP(input_size=config["model_cfg"]["embed_dim"])
+    report["aesthetic"] = train_aesthetic(
+        head,
+        clip_model,
+        steps["aesthetic"],
+        seed=seed,
+        n_scenes=scenes["aesthetic"],
+        progress=progress,
+    )
+    save_file(head.state_dict(), folder / "aesthetic.safetensors")
+    report["seconds"]["aesthetic"] = time.perf_counter() - clock
 
 
 def _size(path: Path) -> int:
