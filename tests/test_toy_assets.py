@@ -67,12 +67,17 @@ def test_shipped_policy_loads_by_name_and_its_vq_keeps_the_oracle_right():
 
 
 @needs_assets
-def test_shipped_policy_draws_single_objects_but_leaves_room_to_improve():
-    records = [r for r in resolve_prompts("shapes:eval") if r.metadata["tag"] == "single_object"]
+def test_shipped_policy_draws_held_out_prompts_but_leaves_room_to_improve():
+    # the quality bars: one object between 40% and 90%, two objects at most 60%
+    # (4 samples per prompt here; benchmarks/shapes_quality.py measures 8)
     accuracy = oracle_accuracy(
-        load_policy("shapes"), records, samples_per_prompt=4, cfg_scale=DEFAULT_CFG_SCALE
+        load_policy("shapes"),
+        resolve_prompts("shapes:eval"),
+        samples_per_prompt=4,
+        cfg_scale=DEFAULT_CFG_SCALE,
     )
-    assert 0.3 <= accuracy["single_object"] <= 0.95
+    assert 0.4 <= accuracy["single_object"] <= 0.9
+    assert accuracy["two_object"] <= 0.6
 
 
 @needs_assets
