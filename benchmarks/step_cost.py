@@ -75,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per variant")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="policy weights dtype (default: float32)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -87,8 +93,13 @@ def policy_name(args: argparse.Namespace, workdir: Path) -> str:
         return "shapes"
     folder = workdir / "policy"
     if not folder.exists():
+        # init std shrinks with the width so that logits keep one scale: at 0.3 for every
+        # width, a 1024-wide model gives log-probs near -200 and one update can push a stale
+        # rollout's log-ratio past exp's range (the timed steps reuse the same rollouts)
+        init_std = 0.3 * (32 / args.hidden_size) ** 0.5
         tiny = tiny_janus_policy(grid=args.grid, hidden_size=args.hidden_size,
-                                 num_layers=args.layers, codebook_size=256)  # fmt: skip
+                                 num_layers=args.layers, codebook_size=256,
+                                 init_std=init_std)  # fmt: skip
         tiny.save(folder)
     return str(folder)
 
@@ -98,7 +109,7 @@ def make_trainer(args, workdir: Path, variant: str) -> Trainer:
     algo, cfg_negative = VARIANTS[variant]
     config = build_config({
         "policy": {"name": policy_name(args, workdir), "device": "cpu" if args.device == "cpu"
-                   else "auto"},
+                   else "auto", "dtype": args.dtype},
         "prompts": {"train": "shapes:train", "eval": None},
         "rewards": {"models": ["oracle"]},  # loaded but never called: rewards are fixed
         "rollout": {"group_size": args.group_size, "prompts_per_step": args.prompts,

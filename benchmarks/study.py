@@ -1,0 +1,418 @@
+"""The method study on the shapes world: GCPO against GRPO and DAPO, and GCPO's own knobs.
+
+Every run fine-tunes the shipped shapes policy with `t2i-gcpo train` (one subprocess per run,
+one CPU thread each) at the same budget: the same steps, prompts per step, group size, learning
+rate and seeds. Only the algorithm, the reward or one GCPO knob changes:
+
+    gcpo / grpo / dapo             on the CLIP reward and on the oracle reward (strict accuracy)
+    gcpo-softmax / gcpo-linear     GCPO with the other credit normalizations (CLIP reward)
+    gcpo-caption / gcpo-swap       GCPO with the contrastive caption / a swapped caption as the
+                                   credit's negative instead of the null prompt (CLIP reward)
+
+Measured per run (from its metrics.jsonl): held-out oracle strict accuracy (all, single and
+two-object prompts) at each evaluation, the training reward against steps, and the credit's
+localization ratio on the held-out prompts (null and caption negatives). Printed: mean +- std
+over seeds, and per comparison the seed-paired difference to GCPO. Figures (PNG) and a JSON
+summary go to --results.
+
+    python benchmarks/study.py --quick            # 1 seed, 3 algorithms, short runs (<10 min)
+    python benchmarks/study.py                    # the full study (3 seeds, 10 configurations)
+    python benchmarks/study.py --report-only      # re-print and re-plot finished runs
+
+Runs are resumable one by one: a finished run is skipped, an interrupted one continues from
+its last checkpoint. --jobs runs several at once (each on one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One configuration of the study: a name and its `t2i-gcpo train` overrides."""
+
+    name: str
+    algo: str
+    reward: str = "clip"
+    overrides: tuple[str, ...] = ()
+    group: tuple[str, ...] = field(default=("algorithms",))
+
+
+CONFIGS = (
+    RunSpec("gcpo/clip", "gcpo", group=("algorithms", "normalizations", "negatives")),
+    RunSpec("grpo/clip", "grpo"),
+    RunSpec("dapo/clip", "dapo"),
+    RunSpec("gcpo/oracle", "gcpo", "oracle"),
+    RunSpec("grpo/oracle", "grpo", "oracle"),
+    RunSpec("dapo/oracle", "dapo", "oracle"),
+    RunSpec("gcpo-softmax/clip", "gcpo", overrides=("--algo.normalization", "softmax"),
+            group=("normalizations",)),
+    RunSpec("gcpo-linear/clip", "gcpo", overrides=("--algo.normalization", "linear"),
+            group=("normalizations",)),
+    RunSpec("gcpo-caption/clip", "gcpo", overrides=("--algo.negative", "caption"),
+            group=("negatives",)),
+    RunSpec("gcpo-swap/clip", "gcpo", overrides=("--algo.negative", "swap"),
+            group=("negatives",)),
+)  # fmt: skip
+QUICK_CONFIGS = ("gcpo/clip", "grpo/clip", "dapo/clip")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every run of a study gets."""
+
+    steps: int
+    eval_every: int
+    eval_samples: int
+    seeds: tuple[int, ...]
+    eval_prompts: int | None = None  # the first N eval prompts (None: all 64)
+
+
+FULL = Budget(steps=160, eval_every=40, eval_samples=4, seeds=(0, 1, 2))
+QUICK = Budget(steps=12, eval_every=12, eval_samples=2, seeds=(0,), eval_prompts=32)
+
+
+def run_dir(root: Path, spec: RunSpec, seed: int) -> Path:
+    return root / spec.name.replace("/", "__") / f"seed{seed}"
+
+
+def read_metrics(folder: Path) -> list[dict]:
+    path = folder / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def is_done(folder: Path, budget: Budget) -> bool:
+    done = folder / "done.json"
+    return done.is_file() and json.loads(done.read_text()).get("steps") == budget.steps
+
+
+def train_command(spec: RunSpec, seed: int, folder: Path, budget: Budget, eval_file: str,
+                  threads: int) -> list[str]:  # fmt: skip
+    return [
+        sys.executable, "-m", "t2i_gcpo.cli", "train",
+        "--algo", spec.algo,
+        "--rewards.models", f"[{spec.reward}]",
+        "--prompts.eval", eval_file,
+        "--optim.steps", str(budget.steps),
+        "--logging.eval_every", str(budget.eval_every),
+        "--logging.eval_samples_per_prompt", str(budget.eval_samples),
+        "--logging.sample_every", "0",
+        "--logging.heatmap_every", "0",
+        "--logging.trackers", "none",
+        "--logging.progress_bar", "false",
+        "--logging.output_dir", str(folder),
+        "--checkpoint.every", str(budget.eval_every),
+        "--checkpoint.keep_last", "1",
+        "--policy.cpu_threads", str(threads),
+        "--seed", str(seed),
+        *spec.overrides,
+    ]  # fmt: skip
+
+
+def execute(spec: RunSpec, seed: int, root: Path, budget: Budget, eval_file: str,
+            threads: int, keep_checkpoints: bool) -> str:  # fmt: skip
+    """Run (or resume, or skip) one run; returns a line for the log."""
+    folder = run_dir(root, spec, seed)
+    if is_done(folder, budget):
+        return f"{spec.name} seed {seed}: done before, skipped"
+    command = train_command(spec, seed, folder, budget, eval_file, threads)
+    resumable = (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir())
+    if resumable:
+        command.append("--resume")
+    elif folder.exists():
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    start = time.perf_counter()
+    with open(folder.parent / f"seed{seed}.log", "a", encoding="utf-8") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"{spec.name} seed {seed} failed (exit {code}); see "
+                           f"{folder.parent / f'seed{seed}.log'}")  # fmt: skip
+    if not keep_checkpoints:
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    (folder / "done.json").write_text(json.dumps({"steps": budget.steps, "seconds": seconds}))
+    return f"{spec.name} seed {seed}: {seconds:.0f} s{' (resumed)' if resumable else ''}"
+
+
+# -- summarising --------------------------------------------------------------------------------
+
+EVAL_KEYS = ("eval/oracle/all", "eval/oracle/single_object", "eval/oracle/two_object",
+             "eval/localization/null", "eval/localization/caption")  # fmt: skip
+
+
+def run_summary(records: list[dict], budget: Budget) -> dict:
+    """Per run: eval curves, the first/last tenth's mean training reward, final figures."""
+    evals = [r for r in records if "eval/oracle/all" in r]
+    train = [r for r in records if "reward/mean" in r]
+    tenth = max(1, len(train) // 10)
+    summary = {
+        "eval_steps": [r["step"] for r in evals],
+        "curves": {k: [r.get(k, math.nan) for r in evals] for k in EVAL_KEYS},
+        "reward_steps": [r["step"] for r in train],
+        "reward": [r["reward/mean"] for r in train],
+        "reward_first": statistics.fmean(r["reward/mean"] for r in train[:tenth]),
+        "reward_last": statistics.fmean(r["reward/mean"] for r in train[-tenth:]),
+    }
+    for key in EVAL_KEYS:
+        summary[f"start/{key}"] = evals[0].get(key, math.nan)
+        summary[f"final/{key}"] = evals[-1].get(key, math.nan)
+    return summary
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def fmt(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    mean, std = mean_std([v * scale for v in values])
+    return f"{mean:.{digits}f} +- {std:.{digits}f}"
+
+
+def summarise(root: Path, specs: list[RunSpec], budget: Budget) -> dict:
+    result = {}
+    for spec in specs:
+        runs = {}
+        for seed in budget.seeds:
+            records = read_metrics(run_dir(root, spec, seed))
+            if is_done(run_dir(root, spec, seed), budget) and records:
+                runs[seed] = run_summary(records, budget)
+        if runs:
+            result[spec.name] = runs
+    return result
+
+
+def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[str]:
+    """The study's tables as markdown lines (also printed)."""
+    lines = [
+        f"Budget per run: {budget.steps} steps x 4 prompts x 8 samples, eval every "
+        f"{budget.eval_every} steps on {budget.eval_prompts or 64} held-out prompts x "
+        f"{budget.eval_samples} samples; seeds {list(budget.seeds)}; mean +- std over seeds.",
+        "",
+        "| run | seeds | oracle all: start -> final (%) | single (%) | two-object (%) "
+        "| train reward: first -> last tenth | localization null | localization caption |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for spec in specs:
+        runs = summary.get(spec.name)
+        if not runs:
+            continue
+        r = list(runs.values())
+
+        def col(key: str, r: list[dict] = r) -> list[float]:
+            return [x[key] for x in r]
+
+        lines.append(
+            f"| {spec.name} | {len(r)} | {fmt(col('start/eval/oracle/all'), 100)} -> "
+            f"{fmt(col('final/eval/oracle/all'), 100)} "
+            f"| {fmt(col('final/eval/oracle/single_object'), 100)} "
+            f"| {fmt(col('final/eval/oracle/two_object'), 100)} "
+            f"| {fmt(col('reward_first'), digits=3)} -> {fmt(col('reward_last'), digits=3)} "
+            f"| {fmt(col('final/eval/localization/null'), digits=2)} "
+            f"| {fmt(col('final/eval/localization/caption'), digits=2)} |"
+        )
+    lines += ["", "Seed-paired differences in final held-out oracle accuracy (points), GCPO "
+              "(null negative, rank credit) minus the other run on the same reward:", "",
+              "| comparison | per seed | mean +- std |", "|---|---|---|"]  # fmt: skip
+    pairs = [("gcpo/clip", o) for o in ("grpo/clip", "dapo/clip", "gcpo-softmax/clip",
+             "gcpo-linear/clip", "gcpo-caption/clip", "gcpo-swap/clip")]  # fmt: skip
+    pairs += [("gcpo/oracle", o) for o in ("grpo/oracle", "dapo/oracle")]
+    for ours, other in pairs:
+        a, b = summary.get(ours, {}), summary.get(other, {})
+        seeds = sorted(set(a) & set(b))
+        if not seeds:
+            continue
+        diffs = [
+            100 * (a[s]["final/eval/oracle/all"] - b[s]["final/eval/oracle/all"]) for s in seeds
+        ]
+        mean, std = mean_std(diffs)
+        per_seed = ", ".join(f"{d:+.1f}" for d in diffs)
+        lines.append(f"| {ours} - {other} | {per_seed} | {mean:+.1f} +- {std:.1f} |")
+    print("\n".join(lines))
+    return lines
+
+
+def plot(summary: dict, specs: list[RunSpec], out: Path) -> list[Path]:
+    """Accuracy and reward curves (mean +- std band) per reward, and the knob comparisons."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    written = []
+    rewards = sorted({s.reward for s in specs if s.name in summary and "algorithms" in s.group})
+    if rewards:
+        fig = Figure(figsize=(5.2 * len(rewards), 7.0))
+        axes = fig.subplots(2, len(rewards), squeeze=False)
+        for column, reward in enumerate(rewards):
+            for spec in specs:
+                if spec.reward != reward or "algorithms" not in spec.group:
+                    continue
+                runs = list(summary.get(spec.name, {}).values())
+                if not runs:
+                    continue
+                for row, (xkey, ykey, scale) in enumerate(
+                    (("eval_steps", "acc", 100.0), ("reward_steps", "reward", 1.0))
+                ):
+                    x = np.array(runs[0][xkey])
+                    if ykey == "acc":
+                        ys = np.array([r["curves"]["eval/oracle/all"] for r in runs]) * scale
+                    else:
+                        width = max(1, len(x) // 12)  # trailing mean over `width` steps
+                        kernel = np.ones(width) / width
+                        ys = np.array([np.convolve(r["reward"], kernel, "valid") for r in runs])
+                        x = x[width - 1 :]
+                    mean, std = ys.mean(axis=0), ys.std(axis=0)
+                    ax = axes[row, column]
+                    ax.plot(x, mean, label=spec.algo, marker="o" if row == 0 else None)
+                    ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+            axes[0, column].set_title(f"{reward} reward: held-out oracle accuracy (%)")
+            axes[1, column].set_title(f"{reward} reward: training reward (smoothed)")
+            for ax in axes[:, column]:
+                ax.set_xlabel("step")
+                ax.grid(alpha=0.3)
+                ax.legend()
+        fig.tight_layout()
+        path = out / "study_algorithms.png"
+        fig.savefig(path, dpi=90)
+        written.append(path)
+    knobs = [s for s in specs if s.name in summary and s.reward == "clip" and s.algo == "gcpo"]
+    if knobs:
+        fig = Figure(figsize=(11, 3.6))
+        axes = fig.subplots(1, 2)
+        names = [s.name.split("/")[0] for s in knobs]
+        for ax, key, title in (
+            (axes[0], "final/eval/oracle/all", "final held-out oracle accuracy (%)"),
+            (axes[1], "final/eval/localization/caption", "final localization (caption)"),
+        ):
+            stats = [mean_std([r[key] for r in summary[s.name].values()]) for s in knobs]
+            scale = 100.0 if "oracle" in key else 1.0
+            ax.bar(names, [m * scale for m, _ in stats], yerr=[sd * scale for _, sd in stats],
+                   capsize=4, color="#4a7ab5")  # fmt: skip
+            ax.set_title(title, fontsize=10)
+            ax.tick_params(axis="x", labelsize=8, rotation=20)
+            ax.grid(alpha=0.3, axis="y")
+        start = mean_std([r["start/eval/oracle/all"] for r in summary[knobs[0].name].values()])[0]
+        axes[0].axhline(100 * start, color="gray", linestyle="--", linewidth=1)  # before RL
+        axes[1].axhline(1.0, color="gray", linestyle="--", linewidth=1)  # uniform credit
+        fig.tight_layout()
+        path = out / "study_gcpo_knobs.png"
+        fig.savefig(path, dpi=90)
+        written.append(path)
+    return written
+
+
+def eval_prompt_file(root: Path, budget: Budget) -> str:
+    """The eval prompts: the shipped file, or its first N lines for short budgets."""
+    source = REPO / "prompts" / "shapes_eval.jsonl"
+    if budget.eval_prompts is None:
+        return str(source)
+    lines = source.read_text().splitlines()
+    # keep both kinds: the first half of each tag's lines up to N in all
+    singles = [line for line in lines if '"single_object"' in line]
+    doubles = [line for line in lines if '"two_object"' in line]
+    half = budget.eval_prompts // 2
+    chosen = singles[:half] + doubles[: budget.eval_prompts - min(half, len(singles))]
+    path = root / f"eval_{budget.eval_prompts}.jsonl"
+    root.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(chosen) + "\n")
+    return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the <10 minute version")
+    parser.add_argument("--out", default=None, help="run folders (default: study_runs/<mode>)")
+    parser.add_argument(
+        "--results", default=None, help="summary JSON, tables and PNGs (default: the --out folder)"
+    )
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        help=f"subset of: {', '.join(s.name for s in CONFIGS)}",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--steps", type=int, default=None, help="override the budget's steps")
+    parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--eval-prompts", type=int, default=None)
+    parser.add_argument("--eval-samples", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (default: 2)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
+    parser.add_argument("--keep-checkpoints", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="summarise finished runs")
+    args = parser.parse_args(argv)  # fmt: skip
+
+    budget = QUICK if args.quick else FULL
+    changes = {
+        "steps": args.steps,
+        "eval_every": args.eval_every,
+        "eval_samples": args.eval_samples,
+        "eval_prompts": args.eval_prompts,
+        "seeds": tuple(args.seeds) if args.seeds else None,
+    }
+    budget = Budget(**{**budget.__dict__, **{k: v for k, v in changes.items() if v}})
+    names = args.configs or (QUICK_CONFIGS if args.quick else [s.name for s in CONFIGS])
+    unknown = sorted(set(names) - {s.name for s in CONFIGS})
+    if unknown:
+        parser.error(f"unknown --configs {unknown}; choose from {[s.name for s in CONFIGS]}")
+    specs = [s for s in CONFIGS if s.name in names]
+    root = Path(args.out or REPO / "study_runs" / ("quick" if args.quick else "full"))
+    results = Path(args.results or root)
+    results.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    if not args.report_only:
+        eval_file = eval_prompt_file(root, budget)
+        jobs = [(spec, seed) for seed in budget.seeds for spec in specs]
+        print(f"{len(jobs)} runs ({len(specs)} configurations x {len(budget.seeds)} seeds), "
+              f"{args.jobs} at a time, into {root}", flush=True)  # fmt: skip
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [
+                pool.submit(
+                    execute,
+                    spec,
+                    seed,
+                    root,
+                    budget,
+                    eval_file,
+                    args.threads,
+                    args.keep_checkpoints,
+                )  # fmt: skip
+                for spec, seed in jobs
+            ]
+            for future in futures:
+                print(future.result(), flush=True)
+    summary = summarise(root, specs, budget)
+    lines = print_tables(summary, specs, budget)
+    elapsed = time.perf_counter() - start
+    (results / "study_tables.md").write_text("\n".join(lines) + "\n")
+    (results / "study_summary.json").write_text(
+        json.dumps({"budget": budget.__dict__, "runs": summary}, indent=1) + "\n"
+    )
+    for path in plot(summary, specs, results):
+        print(f"wrote {path}")
+    print(f"(study: {elapsed:.0f} s wall clock)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""benchmarks/study.py end to end on a budget far below --quick's: two configurations, two
+steps, four eval prompts; then a rerun that finds every run done."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "study.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("study", STUDY)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["study"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["study"]
+
+
+def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
+    args = ["--quick", "--configs", "gcpo/clip", "grpo/clip", "--steps", "2",
+            "--eval-every", "2", "--eval-prompts", "4", "--eval-samples", "1",
+            "--jobs", "1", "--out", str(tmp_path)]  # fmt: skip
+    assert study.main(args) == 0
+    out = capsys.readouterr().out
+    assert "gcpo/clip seed 0:" in out and "grpo/clip seed 0:" in out
+    assert "| gcpo/clip | 1 |" in out and "| grpo/clip | 1 |" in out
+    assert "| gcpo/clip - grpo/clip |" in out
+    summary = json.loads((tmp_path / "study_summary.json").read_text())
+    run = summary["runs"]["gcpo/clip"]["0"]
+    assert run["eval_steps"] == [0, 2] and len(run["reward"]) == 2
+    assert 0.0 <= run["final/eval/oracle/all"] <= 1.0
+    assert run["final/eval/localization/null"] > 0
+    assert (tmp_path / "study_algorithms.png").stat().st_size > 0
+    assert (tmp_path / "study_gcpo_knobs.png").stat().st_size > 0
+    folder = tmp_path / "gcpo__clip" / "seed0"
+    assert (folder / "done.json").is_file() and not (folder / "checkpoints").exists()
+
+    assert study.main(args) == 0  # everything is done: nothing trains again
+    assert capsys.readouterr().out.count("done before, skipped") == 2
