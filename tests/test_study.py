@@ -24,7 +24,7 @@ def study():
 def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
     args = ["--quick", "--configs", "gcpo/clip", "grpo/clip", "--steps", "2",
             "--eval-every", "2", "--eval-prompts", "4", "--eval-samples", "1",
-            "--jobs", "1", "--out", str(tmp_path)]  # fmt: skip
+            "--jobs", "1", "--out", str(tmp_path), "--keep-checkpoints"]  # fmt: skip
     assert study.main(args) == 0
     out = capsys.readouterr().out
     assert "gcpo/clip seed 0:" in out and "grpo/clip seed 0:" in out
@@ -38,7 +38,17 @@ def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
     assert (tmp_path / "study_algorithms.png").stat().st_size > 0
     assert (tmp_path / "study_gcpo_knobs.png").stat().st_size > 0
     folder = tmp_path / "gcpo__clip" / "seed0"
-    assert (folder / "done.json").is_file() and not (folder / "checkpoints").exists()
+    assert (folder / "done.json").is_file() and (folder / "checkpoints").is_dir()
 
     assert study.main(args) == 0  # everything is done: nothing trains again
     assert capsys.readouterr().out.count("done before, skipped") == 2
+
+    # a longer budget continues the finished run from its checkpoint, then drops checkpoints
+    longer = [a for a in args if a != "--keep-checkpoints"]
+    longer[longer.index("--steps") + 1] = "3"
+    longer[longer.index("--configs") + 2] = "gcpo/clip"
+    assert study.main(longer) == 0
+    assert "gcpo/clip seed 0:" in capsys.readouterr().out
+    assert [r["step"] for r in study.read_metrics(folder)] == [0, 1, 2, 3]
+    assert "resumed from" in (tmp_path / "gcpo__clip" / "seed0.log").read_text()
+    assert not (folder / "checkpoints").exists()
