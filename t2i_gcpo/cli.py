@@ -182,7 +182,9 @@ def _add_eval(commands) -> None:
         "eval",
         help="score a policy on a prompt set",
         description="Sample every prompt, then report the mean of each --rewards and, when the "
-        "prompts carry shapes-world metadata, the oracle's strict accuracy per category.",
+        "prompts carry shapes-world metadata, the oracle's strict accuracy per category and the "
+        "localization ratio of GCPO's credit (share of credit on the prompt's objects over their "
+        "share of the image; 1.0 = uniform) against the null prompt and the negative captions.",
     )
     _add_policy_options(evaluate)
     evaluate.add_argument(

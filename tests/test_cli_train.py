@@ -365,6 +365,9 @@ def test_eval_reports_rewards_and_oracle_accuracy(assets, tmp_path, capsys):
     accuracy = results["oracle_strict_accuracy"]
     assert set(accuracy) == {"all", "single_object", "two_object"}
     assert all(0.0 <= v <= 1.0 for v in accuracy.values())
+    # the prompts carry negative captions, so both negatives are measured
+    assert set(results["credit_localization"]) == {"null", "caption"}
+    assert all(v > 0 for v in results["credit_localization"].values())
     assert set(results["rewards"]) == {"reward/mean", "reward/redness"}
 
     plain = tmp_path / "plain.txt"
