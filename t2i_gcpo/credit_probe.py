@@ -138,7 +138,10 @@ def probe_credit(
         generator=generator,
     )
     negatives = None if negatives is None else list(negatives)
-    logp_neg = negative_logprobs(policy, rollout, negatives)
+    if negatives is None:  # the null branch: sampling already scored it (the CFG pass)
+        logp_neg = rollout.logp_neg.float()
+    else:
+        logp_neg = negative_logprobs(policy, rollout, negatives)
     logp_pos = rollout.logp_pos.float()
     divergence, credit = preset.token_credit(logp_pos, logp_neg)
     images = policy.decode(rollout.tokens).float().clamp(0, 1)

@@ -97,8 +97,11 @@ def shapes_evaluation(
         coverage = shapes_object_coverage(metadata, tuple(policy.grid), images.shape[-1])
         chunk = records[start : start + batch_prompts]
         for mode in modes:
-            negatives = None if mode == "null" else [r.negative_prompt for r in chunk]
-            logp_neg = negative_logprobs(policy, rollout, negatives)
+            if mode == "null":  # sampled against the null prompt: its CFG pass scored it
+                logp_neg = rollout.logp_neg.float()
+            else:
+                negatives = [r.negative_prompt for r in chunk]
+                logp_neg = negative_logprobs(policy, rollout, negatives)
             credit = preset.token_credit(rollout.logp_pos.float(), logp_neg)[1]
             ratios = localization_ratio(credit.cpu(), coverage)
             per_key[f"localization/{mode}"].extend(ratios[~ratios.isnan()].tolist())

@@ -144,6 +144,11 @@ def test_probe_credit_is_the_presets_credit_of_its_logprobs(tiny):
     same = probe_credit(policy, ["a red cat"], ["a red cat"], 2, GCPO, 1.0,
                         torch.Generator().manual_seed(0))  # fmt: skip
     assert torch.allclose(same.divergence, torch.zeros_like(same.divergence), atol=1e-5)
+    # against the null prompt the probe reuses the CFG pass's log-probs: they are the null
+    # branch's teacher-forced ones
+    null = probe_credit(policy, ["a red cat"], None, 2, GCPO, 2.0, torch.Generator().manual_seed(1))
+    teacher = policy.token_logprobs(["a red cat"] * 2, null.tokens, "null")
+    assert torch.allclose(null.logp_neg, teacher, atol=1e-4)
     softmax = probe.recredit(GCPO.replace(normalization="softmax"))
     assert not torch.allclose(softmax.credit, probe.credit)
     assert torch.equal(softmax.logp_neg, probe.logp_neg)
