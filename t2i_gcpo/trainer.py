@@ -618,10 +618,11 @@ class Trainer:
         )
         title = f"step {self.step}: {record.prompt}  vs  {probe.sample_negative(0) or '(null)'}"
         path = self.output_dir / "heatmaps" / f"{ckpt.checkpoint_name(self.step)}.png"
-        save_figure(group_figure(probe, 0, title=title), path)
-        if self.config.logging.trackers == "tensorboard":
+        figure = group_figure(probe, 0, title=title)
+        save_figure(figure, path)
+        if self.config.logging.trackers == "tensorboard":  # the same figure, drawn once
             writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
-            writer.add_image("credit/probe", figure_array(group_figure(probe, 0)), self.step)
+            writer.add_image("credit/probe", figure_array(figure), self.step)
         if has_shapes_metadata([record]):
             return {
                 "probe/localization": probe_localization(probe, [record.metadata]).nanmean().item()
