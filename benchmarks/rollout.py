@@ -25,7 +25,7 @@ from t2i_gcpo.policies.janus import (
     extend_mask,
     pick_tokens,
 )
-from t2i_gcpo.policies.tiny_janus import tiny_janus_policy
+from t2i_gcpo.toy.models import tiny_janus_policy
 
 PROMPTS = ["a red circle above a blue square", "a small green triangle", "a cat", "a big tree"]
 

@@ -21,16 +21,16 @@ from safetensors.torch import load_file
 from torchvision.utils import save_image
 
 from reward_models.aesthetic_head import AestheticMLP
-from t2i_gcpo.evaluation import oracle_accuracy
-from t2i_gcpo.prompts import resolve_prompts
+from t2i_gcpo.data.prompts import resolve_prompts
+from t2i_gcpo.evaluation import evaluate_policy
 from t2i_gcpo.toy.assets import (
-    DEFAULT_CFG_SCALE,
     load_shapes_policy,
     shapes_aesthetic_path,
     shapes_clip_path,
 )
 from t2i_gcpo.toy.build import aesthetic_rank_accuracy, clip_caption_rank_accuracy, encode_scenes
 from t2i_gcpo.toy.oracle import evaluate
+from t2i_gcpo.toy.rewards import ShapesOracle
 from t2i_gcpo.toy.scenes import all_contrastive, random_scenes, render
 
 
@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", default=None, help="asset folder (default: shipped)")
     parser.add_argument("--samples", type=int, default=8, help="policy samples per eval prompt")
-    parser.add_argument("--cfg-scale", type=float, default=DEFAULT_CFG_SCALE)
+    parser.add_argument("--cfg-scale", type=float, default=None, help="default: the policy's")
     parser.add_argument("--grid", default=None, help="write a PNG of policy samples here")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -67,10 +67,10 @@ def main() -> None:
     policy = load_shapes_policy(root=args.assets)
     figures = oracle_figures(policy)
     records = resolve_prompts("shapes:eval")
-    accuracy = oracle_accuracy(
-        policy, records, samples_per_prompt=args.samples, cfg_scale=args.cfg_scale
+    accuracy = evaluate_policy(
+        policy, records, args.samples, args.cfg_scale, judge=ShapesOracle(), negative_modes=()
     )
-    figures.update({f"policy/{k}": v for k, v in accuracy.items()})
+    figures.update({f"policy/{k.split('/')[1]}": v for k, v in accuracy.items()})
     clip_dir = shapes_clip_path(args.assets)
     clip_model = open_clip.create_model(f"local-dir:{clip_dir}").eval()
     tokenizer = HFTokenizer(str(clip_dir), context_length=clip_model.context_length)
@@ -85,7 +85,8 @@ def main() -> None:
         print(f"{key:38s} {value:.3f}")
     print(f"(measured in {time.perf_counter() - start:.0f} s)")
     if args.grid:
-        write_grid(policy, records, args.grid, args.cfg_scale)
+        scale = policy.default_cfg_scale if args.cfg_scale is None else args.cfg_scale
+        write_grid(policy, records, args.grid, scale)
 
 
 def write_grid(policy, records, path: str, cfg_scale: float, per_prompt: int = 6) -> None:

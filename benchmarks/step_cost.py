@@ -45,7 +45,7 @@ from transformers.utils import logging as transformers_logging
 from reward_models.combine import RewardResult
 from t2i_gcpo.config import build_config
 from t2i_gcpo.policies import Rollout
-from t2i_gcpo.policies.tiny_janus import tiny_janus_policy
+from t2i_gcpo.toy.models import tiny_janus_policy
 from t2i_gcpo.trainer import Trainer
 
 VARIANTS: dict[str, tuple[dict, str]] = {
@@ -111,7 +111,7 @@ def make_trainer(args, workdir: Path, variant: str) -> Trainer:
         "policy": {"name": policy_name(args, workdir), "device": "cpu" if args.device == "cpu"
                    else "auto", "dtype": args.dtype},
         "prompts": {"train": "shapes:train", "eval": None},
-        "rewards": {"models": ["oracle"]},  # loaded but never called: rewards are fixed
+        "rewards": {"models": ["shapes-oracle"]},  # loaded but never called: rewards are fixed
         "rollout": {"group_size": args.group_size, "prompts_per_step": args.prompts,
                     "cfg_negative": cfg_negative},
         "algo": algo,
@@ -160,9 +160,8 @@ def one_step(trainer: Trainer, rollouts: dict) -> float:
 
 def extra_passes(trainer: Trainer) -> int:
     """Teacher-forced no-grad passes a step makes beyond the loss's own forward."""
-    return int(trainer.reference is not None) + int(
-        trainer.preset.uses_credit and not trainer.reuses_recorded_negative
-    )
+    reuses = trainer.sampling_negative == trainer.preset.negative  # the CFG branch is the credit's
+    return int(trainer.reference is not None) + int(trainer.preset.uses_credit and not reuses)
 
 
 class PeakResident:

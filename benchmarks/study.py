@@ -107,7 +107,7 @@ def train_command(spec: RunSpec, seed: int, folder: Path, budget: Budget, eval_f
     return [
         sys.executable, "-m", "t2i_gcpo.cli", "train",
         "--algo", spec.algo,
-        "--rewards.models", f"[{spec.reward}]",
+        "--rewards.models", f"[shapes-{spec.reward}]",
         "--prompts.eval", eval_file,
         "--optim.steps", str(budget.steps),
         "--logging.eval_every", str(budget.eval_every),

@@ -16,7 +16,7 @@ from torch import nn
 from reward_models.aesthetic_head import AestheticMLP
 from reward_models.base import RewardModel
 from reward_models.clip import ClipEncoder
-from reward_models.registry import register_reward, shapes_asset
+from reward_models.registry import register_reward
 
 HEAD_KEYS = frozenset(f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias"))
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
@@ -99,13 +99,7 @@ class AestheticScore(RewardModel):
 
 
 @register_reward("aesthetic")
-def aesthetic_reward(
-    head_path: str | Path | None = None, clip_model: str | Path | None = None, **kwargs
-) -> AestheticScore:
-    """The built-in "aesthetic" reward: by default the shapes world's head and CLIP; with
-    head_path=<public head>, clip_model="ViT-L-14", pretrained="openai", the LAION setup."""
-    if head_path is None:
-        head_path = shapes_asset("shapes_aesthetic_path")
-    if clip_model is None and kwargs.get("model") is None:
-        clip_model = "local-dir:" + str(shapes_asset("shapes_clip_path"))
-    return AestheticScore(head_path, clip_model, **kwargs)
+def aesthetic_reward(head_path: str | Path, **kwargs) -> AestheticScore:
+    """The "aesthetic" reward: AestheticScore; the LAION setup is head_path=<public head>,
+    clip_model="ViT-L-14", pretrained="openai". The shapes world's head is 'shapes-aesthetic'."""
+    return AestheticScore(head_path, **kwargs)

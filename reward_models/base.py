@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from PIL import Image
@@ -22,6 +23,32 @@ RewardFn = Callable[[Any, Sequence[str], Sequence[dict]], Any]
 class RewardError(ValueError):
     """A reward that could not be loaded, raised, or returned something other than N finite
     numbers; the message names the reward."""
+
+
+@dataclass
+class Verdict:
+    """A judge's verdict on one image.
+
+    correct: whether the image satisfies its prompt (GenEval's strict rule for its category).
+    masks: (K, H, W) bool, the pixels of each object found for the prompt's requirements (K may
+        be 0 when nothing was found); where credit maps are compared with the objects.
+    reason: why the image is wrong ("" when correct).
+    """
+
+    correct: bool
+    masks: torch.Tensor
+    reason: str = ""
+    details: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """A reward that can also explain itself: one Verdict per image (e.g. a GenEval oracle)."""
+
+    def judge(
+        self, images: torch.Tensor, prompts: Sequence[str], metadata: Sequence[dict]
+    ) -> list[Verdict]:
+        """images (N, 3, H, W) in [0, 1], N prompts, N metadata dicts -> N verdicts."""
 
 
 class RewardModel(ABC):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reward_models.base import RewardModel
-from reward_models.registry import register_reward, shapes_asset
+from reward_models.registry import register_reward
 
 DTYPES = {
     "float32": torch.float32,
@@ -311,7 +311,12 @@ class CLIPScore(RewardModel):
 
 @register_reward("clip")
 def clip_reward(model_name: str | Path | None = None, **kwargs) -> CLIPScore:
-    """The built-in "clip" reward: CLIPScore, by default with the shapes world's CLIP."""
+    """The "clip" reward: CLIPScore of an open_clip model (see CLIPScore for the arguments);
+    e.g. kwargs {model_name: ViT-L-14, pretrained: openai}, or {model_name: <local folder>}."""
     if model_name is None and kwargs.get("model") is None:
-        model_name = "local-dir:" + str(shapes_asset("shapes_clip_path"))
+        raise ValueError(
+            "the 'clip' reward needs model_name: an open_clip architecture with pretrained "
+            "(e.g. {model_name: ViT-L-14, pretrained: openai}), a local folder, or "
+            "'hf-hub:<org/repo>'; the shapes world's CLIP is the reward 'shapes-clip'"
+        )
     return CLIPScore(model_name, **kwargs)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from reward_models.base import RewardError, RewardFn, to_pil, wants_pil
-from reward_models.registry import load_reward
+from reward_models.registry import as_positional_reward, load_reward
 
 NONFINITE_POLICIES = ("error", "drop")
 RANGE_TOLERANCE = 1e-3  # images may overshoot [0, 1] by this much (decoder round-off)
@@ -221,7 +221,11 @@ class CombinedReward:
         self.labels = unique_labels(spec.name for spec in specs)
         self.weights = {label: spec.weight for label, spec in zip(self.labels, specs, strict=True)}
         self.rewards = {
-            label: spec.reward if spec.reward is not None else load_reward(spec.name, **spec.kwargs)
+            label: (
+                load_reward(spec.name, **spec.kwargs)
+                if spec.reward is None
+                else as_positional_reward(label, spec.reward)
+            )
             for label, spec in zip(self.labels, specs, strict=True)
         }
 

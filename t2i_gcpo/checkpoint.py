@@ -13,13 +13,14 @@ named step_NNNNNN is always complete. Tensors load back with torch.load(weights_
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from t2i_gcpo.files import replace_path
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -63,14 +64,7 @@ def staging_dir(output_dir: str | Path, step: int) -> Path:
 
 def publish(staging: Path, output_dir: str | Path, step: int) -> Path:
     """Rename a fully written staging folder to checkpoints/step_NNNNNN (replacing one there)."""
-    final = checkpoints_root(output_dir) / checkpoint_name(step)
-    retired = final.with_name(f".{final.name}.retired")
-    if final.exists():
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(final, retired)
-    os.replace(staging, final)
-    shutil.rmtree(retired, ignore_errors=True)
-    return final
+    return replace_path(staging, checkpoints_root(output_dir) / checkpoint_name(step))
 
 
 def prune(output_dir: str | Path, keep_last: int) -> list[Path]:

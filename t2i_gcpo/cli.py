@@ -1,9 +1,12 @@
 """The `t2i-gcpo` command line. `main(argv)` is the entry point, callable from tests.
 
 Commands: `train` (GCPO / GRPO / DAPO fine-tuning), `sample` (images from a policy), `eval`
-(rewards and shapes-oracle accuracy on a prompt set), `toy build` (the shapes world's models).
-Input errors found before any work starts (a bad option, prompt file, reward or policy path)
-print `t2i-gcpo <command>: error: ...` and return exit status 2.
+(rewards, a judge's accuracy and where the credit falls, on a prompt set), `heatmap` (credit
+maps of sampled images), `report` (an HTML page of a training run), and the commands that
+installed plug-ins add through the entry-point group "t2i_gcpo.commands" (the shapes world
+adds `toy build`). Input errors (a bad option, prompt file, reward or policy path, found before
+any work starts, or a reward that fails during training) print `t2i-gcpo <command>: error: ...`
+without a traceback and return exit status 2.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from reward_models.registry import PluginRegistry
 from t2i_gcpo import __version__
+from t2i_gcpo.files import atomic_path, write_text_atomic
 
 USAGE_ERROR = 2
 """Exit status of a command whose input was rejected (as argparse uses)."""
@@ -24,43 +29,9 @@ class InputError(Exception):
     """Bad command-line input found before any work started; main() prints it, returns 2."""
 
 
-def _add_toy(commands) -> None:
-    """`t2i-gcpo toy build`: rebuild the shapes world's shipped models."""
-    toy = commands.add_parser("toy", help="the built-in shapes world")
-    toy_commands = toy.add_subparsers(dest="toy_command", metavar="TOY_COMMAND", required=True)
-    build = toy_commands.add_parser(
-        "build",
-        help="train the shapes world's VQ tokenizer, policy, CLIP and aesthetic head from scratch",
-        description="Train every shapes-world asset from scratch (about 20 minutes on 2 CPU "
-        "cores at --steps-scale 1) and write them, with build_report.json, to --out.",
-    )
-    build.add_argument(
-        "--out", default=None, help="output folder (default: the package's shipped assets folder)"
-    )
-    build.add_argument("--seed", type=int, default=0, help="random seed of data and weights")
-    build.add_argument(
-        "--steps-scale",
-        type=float,
-        default=1.0,
-        help="multiply every stage's optimizer steps by this (e.g. 0.01 to smoke-test)",
-    )
-    build.add_argument("--quiet", action="store_true", help="no progress bars")
-    build.set_defaults(handler=_run_toy_build)
-
-
-def _run_toy_build(args: argparse.Namespace) -> int:
-    from t2i_gcpo.toy.assets import ASSETS_DIR
-    from t2i_gcpo.toy.build import build_assets
-
-    if args.steps_scale <= 0:
-        raise SystemExit(f"t2i-gcpo toy build: --steps-scale must be > 0, got {args.steps_scale}")
-    out = args.out or ASSETS_DIR
-    report = build_assets(
-        out, seed=args.seed, steps_scale=args.steps_scale, progress=not args.quiet
-    )
-    print(f"wrote the shapes-world assets to {out}")
-    print(json.dumps({"seconds": report["seconds"], "bytes": report["bytes"]}, indent=2))
-    return 0
+COMMANDS = PluginRegistry("command", "t2i_gcpo.commands")
+"""Sub-commands added by plug-ins: functions add(subparsers) that add a parser whose handler
+(set with set_defaults(handler=...)) takes the parsed arguments and returns an exit status."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,13 +93,16 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0
-    from t2i_gcpo.trainer import Trainer
+    from t2i_gcpo.trainer import Trainer, TrainingStopped
 
     try:
         trainer = Trainer(config, resume=args.resume)
     except (ValueError, OSError) as err:
         raise InputError(str(err)) from err
-    trainer.train()
+    try:
+        trainer.train()
+    except TrainingStopped as err:
+        raise InputError(str(err)) from err
     return 0
 
 
@@ -138,20 +112,18 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_policy_options(parser: argparse.ArgumentParser) -> None:
-    """--policy, --cfg-scale, --seed, --device, --dtype shared by sample and eval."""
-    from t2i_gcpo.toy.assets import DEFAULT_CFG_SCALE
-
+    """--policy, --cfg-scale, --seed, --device, --dtype shared by sample, eval and heatmap."""
     parser.add_argument(
         "--policy",
         default="shapes",
-        help="built-in name, a folder saved by training (a checkpoint folder or its policy/), "
+        help="a policy name, a folder saved by training (a checkpoint folder or its policy/), "
         "or a hub id (default: shapes)",
     )
     parser.add_argument(
         "--cfg-scale",
         type=float,
-        default=DEFAULT_CFG_SCALE,
-        help=f"classifier-free guidance scale (default: {DEFAULT_CFG_SCALE})",
+        default=None,
+        help="classifier-free guidance scale (default: the policy's own, e.g. 1.0 for shapes)",
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
@@ -181,14 +153,19 @@ def _add_eval(commands) -> None:
     evaluate = commands.add_parser(
         "eval",
         help="score a policy on a prompt set",
-        description="Sample every prompt, then report the mean of each --rewards and, when the "
-        "prompts carry shapes-world metadata, the oracle's strict accuracy per category and the "
-        "localization ratio of GCPO's credit (share of credit on the prompt's objects over their "
-        "share of the image; 1.0 = uniform) against the null prompt and the negative captions.",
+        description="Sample every prompt, then report the mean of each --rewards and, with a "
+        "--judge, its accuracy per prompt category and the localization ratio of GCPO's credit "
+        "(share of credit on the objects the judge found over their share of the image; 1.0 = "
+        "uniform) against the null prompt and the prompts' negative captions.",
     )
     _add_policy_options(evaluate)
     evaluate.add_argument(
-        "--prompts", required=True, help="prompt file (.jsonl / .txt) or built-in set (shapes:eval)"
+        "--prompts", required=True, help="prompt file (.jsonl / .txt) or prompt set (shapes:eval)"
+    )
+    evaluate.add_argument(
+        "--judge",
+        default=None,
+        help="a reward with a judge() method, e.g. shapes-oracle for the shapes world's prompts",
     )
     evaluate.add_argument(
         "--samples-per-prompt", type=int, default=4, help="images per prompt (default: 4)"
@@ -230,7 +207,7 @@ def _add_heatmap(commands) -> None:
         "--negative-mode",
         choices=("null", "swap"),
         default=None,
-        help="null: the empty prompt (default); swap: the prompt with a colour or object "
+        help="null: the null prompt (default); swap: the prompt with a colour or object "
         "word swapped",
     )
     heatmap.add_argument("--samples", type=int, default=4, help="images per prompt (default: 4)")
@@ -254,26 +231,26 @@ def _add_heatmap(commands) -> None:
 
 def _run_heatmap(args: argparse.Namespace) -> int:
     from t2i_gcpo.algos import GCPO
-    from t2i_gcpo.heatmap import resolve_negatives, run_heatmap
+    from t2i_gcpo.data import resolve_negatives
+    from t2i_gcpo.viz.heatmap import heatmap_records, run_heatmap
 
     _positive("--samples", args.samples)
     if not 0.0 <= args.alpha <= 1.0:
         raise InputError(f"--alpha must be in [0, 1], got {args.alpha}")
+    mode = "caption" if args.negative else args.negative_mode or "null"
     try:
-        resolve_negatives(args.prompt, args.negative, args.negative_mode, args.seed)
+        records = heatmap_records(args.prompt, args.negative)
+        resolve_negatives(records, mode, args.seed, source="--prompt")
     except ValueError as err:
         raise InputError(str(err)) from err
     reward = None if args.reward.lower() == "none" else _eval_reward([args.reward])
     preset = GCPO.replace(normalization=args.normalization)
-    if args.normalization == "linear" and preset.divergence == "logratio":
-        preset = preset.replace(divergence="k3")
     policy = _load_policy(args)
     written = run_heatmap(
         policy,
-        args.prompt,
+        records,
         args.out,
-        negatives=args.negative,
-        negative_mode=args.negative_mode,
+        negative_mode=mode,
         samples=args.samples,
         preset=preset,
         cfg_scale=args.cfg_scale,
@@ -345,8 +322,9 @@ def _run_sample(args: argparse.Namespace) -> int:
         raise InputError("--prompt must not be empty")
     policy = _load_policy(args)
     generator = torch.Generator(device=policy.device).manual_seed(args.seed)
+    scale = policy.default_cfg_scale if args.cfg_scale is None else args.cfg_scale
     rollout = policy.sample(
-        args.prompt, samples_per_prompt=args.samples, cfg_scale=args.cfg_scale, generator=generator
+        args.prompt, samples_per_prompt=args.samples, cfg_scale=scale, generator=generator
     )
     images = policy.decode(rollout.tokens)
     written = _write_images(images, rollout.prompt_index.tolist(), args.prompt, Path(args.out))
@@ -362,10 +340,11 @@ def _write_images(images, prompt_index: list[int], prompts: list[str], out: Path
     written, counts = [], [0] * len(prompts)
     for image, index in zip(images, prompt_index, strict=True):
         path = out / f"p{index:03d}_s{counts[index]:02d}.png"
-        save_image(image, path)
+        with atomic_path(path) as partial:
+            save_image(image, partial, format="png")
         counts[index] += 1
         written.append(path)
-    (out / "prompts.json").write_text(json.dumps(prompts, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / "prompts.json", json.dumps(prompts, indent=2) + "\n")
     return written
 
 
@@ -383,40 +362,53 @@ def _eval_reward(specs: Sequence[str]):
         raise InputError(f"--rewards: {err}") from err
 
 
+def _eval_judge(name: str | None):
+    """The reward named by --judge, which must have a judge() method, or None."""
+    from reward_models import Judge, load_reward
+
+    if name is None:
+        return None
+    try:
+        judge = load_reward(name)
+    except (ValueError, OSError) as err:
+        raise InputError(f"--judge: {err}") from err
+    if not isinstance(judge, Judge):
+        raise InputError(f"--judge {name!r} is a reward without a judge() method")
+    return judge
+
+
 def _run_eval(args: argparse.Namespace) -> int:
-    from t2i_gcpo.evaluation import shapes_evaluation
-    from t2i_gcpo.prompts import resolve_prompts
-    from t2i_gcpo.reward_eval import has_shapes_metadata, mean_rewards
+    from reward_models import RewardError
+    from t2i_gcpo.data import resolve_prompts
+    from t2i_gcpo.evaluation import evaluate_policy
 
     _positive("--samples-per-prompt", args.samples_per_prompt)
     try:
         records = resolve_prompts(args.prompts)
     except (ValueError, OSError) as err:
         raise InputError(str(err)) from err
-    reward = _eval_reward(args.rewards)
-    if reward is None and not has_shapes_metadata(records):
-        raise InputError(
-            f"--prompts {args.prompts} carry no shapes-world metadata, so the oracle cannot "
-            "score them; give --rewards (e.g. --rewards clip)"
-        )
+    reward, judge = _eval_reward(args.rewards), _eval_judge(args.judge)
+    if reward is None and judge is None:
+        raise InputError("give --rewards, --judge or both (e.g. --judge shapes-oracle)")
     policy = _load_policy(args)
-    n, scale, seed = args.samples_per_prompt, args.cfg_scale, args.seed
+    n = args.samples_per_prompt
     results: dict = {"policy": args.policy, "prompts": args.prompts, "samples_per_prompt": n}
-    if has_shapes_metadata(records):
-        figures = shapes_evaluation(policy, records, n, scale, seed=seed)
-        results["oracle_strict_accuracy"] = {
-            k.split("/", 1)[1]: v for k, v in figures.items() if k.startswith("oracle/")
-        }
-        results["credit_localization"] = {
-            k.split("/", 1)[1]: v for k, v in figures.items() if k.startswith("localization/")
-        }
-    if reward is not None:
-        results["rewards"] = mean_rewards(policy, records, reward, n, scale, seed=seed)
+    try:
+        figures = evaluate_policy(
+            policy, records, n, args.cfg_scale, reward=reward, judge=judge, seed=args.seed
+        )
+    except RewardError as err:
+        raise InputError(str(err)) from err
+    groups = {"oracle": "judge_accuracy", "localization": "credit_localization"}
+    groups["reward"] = "rewards"
+    for prefix, name in groups.items():
+        chosen = {k.split("/", 1)[1]: v for k, v in figures.items() if k.startswith(prefix + "/")}
+        if chosen:
+            results[name] = chosen
     text = json.dumps(results, indent=2)
     print(text)
     if args.output_json:
-        Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output_json).write_text(text + "\n", encoding="utf-8")
+        write_text_atomic(Path(args.output_json), text + "\n")
     return 0
 
 
@@ -438,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(commands)
     _add_heatmap(commands)
     _add_report(commands)
-    _add_toy(commands)
+    for name in COMMANDS.names():
+        COMMANDS.get(name)(commands)
     return parser
 
 

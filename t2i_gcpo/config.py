@@ -21,7 +21,6 @@ from typing import Any
 import yaml
 
 from t2i_gcpo.algos import PRESETS, AlgorithmPreset, get_preset
-from t2i_gcpo.toy.assets import DEFAULT_CFG_SCALE
 
 POLICY_DTYPES = ("float32", "bfloat16")
 DEVICES = ("auto", "cpu")
@@ -74,8 +73,9 @@ class PolicyConfig:
     """The model being trained."""
 
     name: str = "shapes"
-    """A built-in policy ("shapes": the shapes world's pretrained tiny Janus), a local folder
-    written by `policy.save` (e.g. a checkpoint's policy/ folder) or a hub id 'owner/name'."""
+    """A policy name ("shapes": the shapes world's pretrained tiny Janus, or any installed
+    plug-in's), a local folder written by `policy.save` (e.g. a checkpoint's policy/ folder)
+    or a hub id 'owner/name'."""
     dtype: str = "float32"
     """Weights dtype: "float32" or "bfloat16"."""
     device: str = "auto"
@@ -99,8 +99,8 @@ class PromptsConfig:
     """Where the training and evaluation prompts come from."""
 
     train: str = "shapes:train"
-    """Training prompts: a built-in set ("shapes:train", "shapes:eval") or a .jsonl / .txt file
-    (see t2i_gcpo.prompts for the format)."""
+    """Training prompts: a named prompt set ("shapes:train", "shapes:eval") or a .jsonl / .txt
+    file (see t2i_gcpo.data.prompts for the format)."""
     eval: str | None = "shapes:eval"
     """Held-out prompts for periodic evaluation (same forms as `train`), or null for none."""
 
@@ -117,8 +117,9 @@ class RolloutConfig:
     """Images sampled per prompt: one group, whose rewards give the group-relative advantage."""
     prompts_per_step: int = 4
     """Prompts per training step over all processes (split evenly between them)."""
-    cfg_scale: float = DEFAULT_CFG_SCALE
-    """Classifier-free guidance scale for sampling (1 = no guidance)."""
+    cfg_scale: float | None = None
+    """Classifier-free guidance scale for sampling (1 = no guidance); null: the policy's own
+    default (its generation_config's guidance_scale, else 5)."""
     cfg_negative: str = "algo"
     """Negative branch of CFG while sampling: "algo" guides against the credit's negative
     (algo.negative: the null prompt, the caption or the swapped caption), so its recorded
@@ -143,48 +144,13 @@ class RolloutConfig:
             raise ConfigError(f"rollout.top_p={self.top_p!r} must lie in (0, 1]")
 
 
-@dataclass
-class AlgoConfig:
+class _AlgoSection:
     """The algorithm: a preset of t2i_gcpo.algos, with any of its fields overridden.
 
-    Every field but `preset` defaults to null, meaning "the preset's value"; the resolved
-    recipe is `resolve()`, an AlgorithmPreset (which checks the values).
+    The fields are AlgorithmPreset's (documented there, each once), all defaulting to null,
+    meaning "the preset's value"; the resolved recipe is `resolve()`, an AlgorithmPreset
+    (which checks the values).
     """
-
-    preset: str = "gcpo"
-    """"gcpo", "grpo" or "dapo" (see t2i_gcpo.algos.presets)."""
-    advantage_scale: str | None = None
-    """Advantage denominator: "group" std, "batch" std (of each process's batch) or "none"."""
-    advantage_eps: float | None = None
-    """Added to the std in the advantage denominator."""
-    dynamic_sampling: bool | None = None
-    """DAPO: drop groups whose reward std is below `min_group_std`."""
-    min_group_std: float | None = None
-    """Threshold of the dynamic-sampling filter."""
-    divergence: str | None = None
-    """Per-token prompt dependence: "k3", "abs" or "logratio"."""
-    normalization: str | None = None
-    """Credit: "rank", "softmax", "linear" or "uniform" (uniform = plain GRPO/DAPO credit)."""
-    top_fraction: float | None = None
-    """Rank credit: this fraction of the most prompt-dependent tokens ..."""
-    top_mass: float | None = None
-    """... carries this fraction of the credit."""
-    temperature: float | None = None
-    """Softmax credit temperature."""
-    negative: str | None = None
-    """Negative prompt of the credit contrast: "null" (the CFG null prompt), "caption" (each
-    prompt record's negative_prompt) or "swap" (the prompt with one colour or object word
-    swapped, see t2i_gcpo.negatives)."""
-    clip_low: float | None = None
-    """Lower clip range: the ratio is clipped at 1 - clip_low."""
-    clip_high: float | None = None
-    """Upper clip range: the ratio is clipped at 1 + clip_high."""
-    aggregation: str | None = None
-    """Loss aggregation: "sequence_mean", "token_mean" or "credit_weighted"."""
-    beta: float | None = None
-    """KL weight to the frozen reference policy (0: no reference model is loaded)."""
-    kl_relax: bool | None = None
-    """Halve the KL on credited tokens (GCPO)."""
 
     def __post_init__(self) -> None:
         _choice("algo.preset", self.preset, tuple(PRESETS))
@@ -206,14 +172,33 @@ class AlgoConfig:
         return get_preset(self.preset).replace(**self.overrides())
 
 
+def _algo_fields() -> list[tuple[str, Any, Any]]:
+    """`preset`, then every AlgorithmPreset knob but its name, as optional overrides."""
+    hints = typing.get_type_hints(AlgorithmPreset)
+    preset_help = '"gcpo", "grpo" or "dapo" (see t2i_gcpo.algos.presets).'
+    fields_ = [("preset", str, field(default="gcpo", metadata={"help": preset_help}))]
+    for knob in dataclasses.fields(AlgorithmPreset):
+        if knob.name != "name":
+            optional = hints[knob.name] | None
+            fields_.append((knob.name, optional, field(default=None, metadata=knob.metadata)))
+    return fields_
+
+
+AlgoConfig = dataclasses.make_dataclass(
+    "AlgoConfig", _algo_fields(), bases=(_AlgoSection,), namespace={"__module__": __name__}
+)
+AlgoConfig.__doc__ = _AlgoSection.__doc__
+
+
 @dataclass
 class RewardsConfig:
     """The training reward: a weighted sum of reward models (reward_models.CombinedReward)."""
 
-    models: list = field(default_factory=lambda: [{"name": "clip"}])
+    models: list = field(default_factory=lambda: [{"name": "shapes-clip"}])
     """Rewards as {name, weight, kwargs}; a bare name means weight 1. Names: built-ins
-    ("clip", "aesthetic", "oracle"), 'path/to/file.py:attr', 'package.module:attr' or an
-    installed plug-in (see reward_models.registry)."""
+    ("clip", "aesthetic"), the shapes world's ("shapes-clip", "shapes-aesthetic",
+    "shapes-oracle"), 'path/to/file.py:attr', 'package.module:attr' or an installed plug-in
+    (see reward_models.registry)."""
     on_nonfinite: str = "error"
     """A NaN / inf reward: "error" stops training; "drop" leaves that sample's group out of
     the step (counted in the metrics)."""
@@ -310,6 +295,10 @@ class LoggingConfig:
     """Also evaluate before the first step of a fresh run (logged as step 0)."""
     eval_samples_per_prompt: int = 4
     """Images per eval prompt."""
+    eval_judge: str | None = "shapes-oracle"
+    """A reward that judges each eval image (a reward_models.Judge, e.g. a GenEval-style
+    oracle): its accuracy per prompt category and where the credit falls on the objects it
+    found are reported; null: only the training reward's mean on the eval prompts."""
     heatmap_every: int = 25
     """Steps between credit overlays of the probe prompt, written to heatmaps/ and the
     trackers (0: never); also logged at step 0 of a fresh run."""
@@ -329,6 +318,7 @@ class LoggingConfig:
         _at_least("logging.sample_every", self.sample_every, 0)
         _at_least("logging.eval_every", self.eval_every, 0)
         _at_least("logging.eval_samples_per_prompt", self.eval_samples_per_prompt, 1)
+        _non_empty("logging.eval_judge", self.eval_judge)
         _at_least("logging.heatmap_every", self.heatmap_every, 0)
         _non_empty("logging.probe_prompt", self.probe_prompt)
         _at_least("logging.probe_samples", self.probe_samples, 1)

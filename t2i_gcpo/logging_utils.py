@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from t2i_gcpo.files import atomic_path, write_text_atomic
+
 
 def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, int | float]:
     """Metrics as plain ints / floats; non-finite or non-numeric values are dropped (warned)."""
@@ -45,7 +47,7 @@ class MetricsLog:
         self.path = Path(path)
         if keep_until_step is not None and self.path.is_file():
             kept = [line for line in self._lines() if json.loads(line)["step"] <= keep_until_step]
-            self.path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+            write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))
 
     def _lines(self) -> list[str]:
         """The file's non-blank lines."""
@@ -125,9 +127,10 @@ def save_sample_grid(
     from torchvision.utils import save_image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.detach().float().cpu(), path, nrow=images_per_row, padding=1, pad_value=1.0)
-    path.with_suffix(".txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
+    with atomic_path(path) as partial:
+        grid = images.detach().float().cpu()
+        save_image(grid, partial, format="png", nrow=images_per_row, padding=1, pad_value=1.0)
+    write_text_atomic(path.with_suffix(".txt"), "\n".join(captions) + "\n")
     return path
 
 

@@ -13,7 +13,6 @@ logged metrics are gathered from every process.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
@@ -38,14 +37,14 @@ from accelerate.utils import (
 )
 from tqdm.auto import tqdm
 
+from reward_models import Judge, RewardError, load_reward
 from reward_models.combine import CombinedReward, RewardResult
 from t2i_gcpo import checkpoint as ckpt
-from t2i_gcpo.algos import (
-    group_advantages,
-    informative_groups,
-    policy_loss,
-)
+from t2i_gcpo.algos import credit_preset, group_advantages, informative_groups, policy_loss
 from t2i_gcpo.config import RUN_CONFIG_FILE, ConfigError, TrainConfig, check_layout
+from t2i_gcpo.data import PromptOrder, PromptRecord, resolve_negatives, resolve_prompts
+from t2i_gcpo.evaluation import evaluate_policy
+from t2i_gcpo.files import write_text_atomic
 from t2i_gcpo.logging_utils import (
     MetricsLog,
     StageTimer,
@@ -56,12 +55,17 @@ from t2i_gcpo.logging_utils import (
     save_sample_grid,
     short_names,
 )
-from t2i_gcpo.negatives import record_negatives
 from t2i_gcpo.optim import advance_schedule, build_optimizer, build_scheduler
-from t2i_gcpo.policies import NULL_NEGATIVE, JanusPolicy, Policy, Rollout, load_policy
-from t2i_gcpo.prompt_order import PromptOrder
-from t2i_gcpo.prompts import PromptRecord, resolve_prompts
-from t2i_gcpo.reward_eval import evaluate_policy
+from t2i_gcpo.policies import (
+    JanusPolicy,
+    Policy,
+    Rollout,
+    load_policy,
+    negative_logprobs,
+    teacher_forced_logprobs,
+)
+from t2i_gcpo.viz.figures import figure_array, group_figure, save_figure
+from t2i_gcpo.viz.probe import probe_credit, probe_localization
 
 CONSOLE_KEYS = (
     "reward/mean",
@@ -75,6 +79,18 @@ CONSOLE_KEYS = (
 )
 RATIO_WARNING = 1e-2
 """Warn when a rollout's recorded log-probs differ from the teacher-forced ones by more."""
+INPUT_ERRORS = (RewardError, FloatingPointError)
+"""Errors met during training that stop the run with a message and its last checkpoint: a
+reward that raises or returns non-finite or malformed values, or a non-finite loss."""
+
+
+class TrainingStopped(Exception):
+    """Training stopped on an error in its input after `step` completed steps; the message
+    says what went wrong, where, and which checkpoint `--resume` continues from."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,10 +155,25 @@ class TeacherForcedLogprobs(torch.nn.Module):
 def load_training_prompts(config: TrainConfig) -> tuple[list[PromptRecord], list[str] | None]:
     """The training records and their negative captions for algo.negative (None: null)."""
     records = resolve_prompts(config.prompts.train)
-    negatives = record_negatives(
+    negatives = resolve_negatives(
         records, config.preset.negative, config.seed, source=f"prompts.train={config.prompts.train}"
     )
     return records, negatives
+
+
+def load_judge(config: TrainConfig) -> Judge | None:
+    """The reward named by logging.eval_judge (which must be a reward_models.Judge), or None
+    when it is null or there are no eval prompts."""
+    name = config.logging.eval_judge
+    if name is None or config.prompts.eval is None:
+        return None
+    judge = load_reward(name)
+    if not isinstance(judge, Judge):
+        raise ConfigError(
+            f"logging.eval_judge={name!r} is a reward without a judge() method; name a judge "
+            "(e.g. 'shapes-oracle') or set it to null"
+        )
+    return judge
 
 
 def shared_output_dir(output_dir: str | None, state: PartialState) -> Path:
@@ -299,9 +330,18 @@ class Trainer:
         self.config, self.preset = config, config.preset
         self.records, self.negatives = load_training_prompts(config)
         self.eval_records = resolve_prompts(config.prompts.eval) if config.prompts.eval else []
+        self.probe, self.probe_negatives = self.probe_record(), None
+        if config.logging.heatmap_every:  # a probe that its negative cannot serve is an error
+            self.probe_negatives = resolve_negatives(
+                [self.probe],
+                credit_preset(self.preset).negative,
+                config.seed,
+                source=f"logging.probe_prompt={self.probe.prompt!r}",
+            )
         self.reward = CombinedReward(
             config.rewards.models, on_nonfinite=config.rewards.on_nonfinite
         )
+        self.judge = load_judge(config)
         check_tracker(config.logging.trackers)
         state = process_state(config)
         if config.policy.cpu_threads is not None:
@@ -312,6 +352,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         policy_name = str(resume_from / ckpt.POLICY_DIR) if resume_from else config.policy.name
         self.policy = load_trainable_policy(policy_name, config, state.device)
+        self.cfg_scale = config.rollout.cfg_scale
+        if self.cfg_scale is None:
+            self.cfg_scale = self.policy.default_cfg_scale
         self.reference = load_reference(config, state.device)
         self.accelerator = make_accelerator(config, self.output_dir, self.policy)
         optimizer = build_optimizer(self.policy.trainable_parameters(), config.optim)
@@ -325,6 +368,8 @@ class Trainer:
             config.seed * 10_000 + rank
         )
         self.step, self.stop_reason, self._warned_ratio = 0, None, False
+        self.step_start: dict | None = None  # RNG and prompt order before the current step
+        self.step_updated = False  # the current step has changed the parameters
         if resume_from is not None:
             self.restore(resume_from)
         self.metrics = MetricsLog(
@@ -351,12 +396,6 @@ class Trainer:
             return "null"
         return self.preset.negative
 
-    @property
-    def reuses_recorded_negative(self) -> bool:
-        """True when the credit's negative is the branch CFG sampled with, so the rollout's
-        recorded logp_neg is the credit's (the policy has not changed since sampling)."""
-        return self.sampling_negative == self.preset.negative
-
     # -- one step, stage by stage ------------------------------------------------------------
 
     def draw_prompts(self) -> list[int]:
@@ -375,7 +414,7 @@ class Trainer:
             [self.records[i].prompt for i in indices],
             negative_prompts=negatives,
             samples_per_prompt=rollout.group_size,
-            cfg_scale=rollout.cfg_scale,
+            cfg_scale=self.cfg_scale,
             temperature=rollout.temperature,
             top_k=rollout.top_k,
             top_p=rollout.top_p,
@@ -383,9 +422,23 @@ class Trainer:
         )
 
     def score(self, images: torch.Tensor, rollout: Rollout, indices: list[int]) -> RewardResult:
-        """Rewards of the decoded images (N, 3, H, W) against their prompts and metadata."""
+        """Rewards of the decoded images (N, 3, H, W) against their prompts and metadata; a
+        reward error on any process raises on every process."""
         metadata = [self.records[indices[i]].metadata for i in rollout.prompt_index.tolist()]
-        return self.reward(images, rollout.sample_prompts, metadata)
+        error = None
+        try:
+            result = self.reward(images, rollout.sample_prompts, metadata)
+        except RewardError as err:
+            error = err
+        self.raise_together(error)
+        return result
+
+    def raise_together(self, error: Exception | None) -> None:
+        """Raise `error` on this process, and a RewardError on the others, when any process
+        met one (so that no process waits forever for the others in a collective)."""
+        flag = torch.tensor(float(error is not None), device=self.accelerator.device)
+        if self.accelerator.reduce(flag, "max").item() > 0:
+            raise error or RewardError("another process stopped on an error (see its message)")
 
     def advantages(self, result: RewardResult) -> tuple[torch.Tensor, torch.Tensor]:
         """-> advantages (N,), keep (N,) bool: groups with a non-finite reward are dropped, and
@@ -401,40 +454,24 @@ class Trainer:
             )
         return advantages, keep
 
-    @torch.no_grad()
-    def teacher_forced(
-        self, policy: Policy, rollout: Rollout, negatives: list[str] | str | None = None
-    ) -> torch.Tensor:
-        """No-grad teacher-forced log-probs (N, T) of the rollout's tokens, in minibatches."""
-        prompts, size = rollout.sample_prompts, self.minibatch_size(rollout.num_samples)
-        parts = []
-        for start in range(0, rollout.num_samples, size):
-            part = slice(start, start + size)
-            branch = (
-                negatives if negatives is None or isinstance(negatives, str) else negatives[part]
-            )
-            parts.append(policy.token_logprobs(prompts[part], rollout.tokens[part], branch))
-        return torch.cat(parts)
-
     def credit(self, rollout: Rollout, indices: list[int]) -> torch.Tensor | None:
-        """GCPO token credit (N, T) from the positive/negative contrast; None when uniform."""
+        """GCPO token credit (N, T) from the positive/negative contrast; None when uniform.
+        The policy has not changed since it sampled the rollout, so a recorded CFG branch that
+        is the credit's negative is reused (see policies.negative_logprobs)."""
         preset = self.preset
         if not preset.uses_credit:
             return None
-        if self.reuses_recorded_negative:
-            logp_neg = rollout.logp_neg
-        elif preset.negative == "null":
-            logp_neg = self.teacher_forced(self.policy, rollout, NULL_NEGATIVE)
-        else:
-            captions = [self.negatives[indices[i]] for i in rollout.prompt_index.tolist()]
-            logp_neg = self.teacher_forced(self.policy, rollout, captions)
+        negatives = None if self.negatives is None else [self.negatives[i] for i in indices]
+        size = self.minibatch_size(rollout.num_samples)
+        logp_neg = negative_logprobs(self.policy, rollout, negatives, size)
         return preset.token_credit(rollout.logp_pos, logp_neg)[1]
 
     def build_batch(self, rollout: Rollout, indices, advantages, keep) -> StepBatch:
         """Everything the loss needs for this process's samples."""
         ref_logp = None
         if self.reference is not None:
-            ref_logp = self.teacher_forced(self.reference, rollout)
+            size = self.minibatch_size(rollout.num_samples)
+            ref_logp = teacher_forced_logprobs(self.reference, rollout, None, size)
         return StepBatch(
             prompts=rollout.sample_prompts,
             tokens=rollout.tokens,
@@ -473,8 +510,13 @@ class Trainer:
             preset.clip_low, preset.clip_high, preset.aggregation,
             part.ref_logp, preset.beta, preset.kl_relax,
         )  # fmt: skip
+        error = None
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss is {loss.item()} at step {self.step + 1}")
+            error = FloatingPointError(
+                f"the loss is {loss.item()} (the policy's log-probs or the rewards diverged; "
+                "a lower optim.lr or a smaller clip range may help)"
+            )
+        self.raise_together(error)
         self.accelerator.backward(loss)
         stats.add({"loss": loss.item()})
         stats.add(loss_stats, prefix="policy/")
@@ -484,6 +526,7 @@ class Trainer:
         synced = self.accelerator.sync_gradients
         if synced:
             stats.add({"grad_norm": self.clip_gradients()})
+            self.step_updated = True
         self.optimizer.step()  # accelerate skips these until the accumulation is complete
         self.optimizer.zero_grad()
         return synced
@@ -503,6 +546,8 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One training step (all stages); returns the step's metrics."""
         timer, group_size = StageTimer(), self.config.rollout.group_size
+        self.step_start = {"rng": self.rng_state(), "order": self.order.state_dict()}
+        self.step_updated = False
         indices = self.draw_prompts()
         with timer("sample"):
             rollout = self.sample(indices)
@@ -528,6 +573,7 @@ class Trainer:
             self.write_samples(images, rollout, result)
         metrics.update(timer.as_dict())
         metrics["epoch"] = self.order.epoch
+        self.step_start = None
         return metrics
 
     # -- around the steps ------------------------------------------------------------------
@@ -561,19 +607,24 @@ class Trainer:
         if not self.eval_records:
             return {}
         results: dict[str, float] = {}
+        error = None
         if self.is_main:
             logging = self.config.logging
-            values = evaluate_policy(
-                self.policy,
-                self.eval_records,
-                self.reward,
-                logging.eval_samples_per_prompt,
-                self.config.rollout.cfg_scale,
-                seed=self.config.seed,
-                preset=self.preset,
-            )
-            results = {f"eval/{key}": value for key, value in values.items()}
-        self.accelerator.wait_for_everyone()
+            try:
+                values = evaluate_policy(
+                    self.policy,
+                    self.eval_records,
+                    logging.eval_samples_per_prompt,
+                    self.cfg_scale,
+                    reward=self.reward,
+                    judge=self.judge,
+                    preset=self.preset,
+                    seed=self.config.seed,
+                )
+                results = {f"eval/{key}": value for key, value in values.items()}
+            except RewardError as err:
+                error = RewardError(f"evaluating on prompts.eval={self.config.prompts.eval}: {err}")
+        self.raise_together(error)
         return results
 
     def probe_record(self) -> PromptRecord:
@@ -583,34 +634,20 @@ class Trainer:
         pool = list(self.eval_records) + list(self.records)
         if wanted is None:
             return pool[0]
-        for record in pool:
-            if record.prompt == wanted:
-                return record
-        return PromptRecord(prompt=wanted)
+        return next((r for r in pool if r.prompt == wanted), PromptRecord(prompt=wanted))
 
     def write_heatmap(self) -> dict[str, float]:
         """Credit overlays of the probe prompt's group to heatmaps/ and the trackers (main
-        process); returns {"probe/localization": ...} for shapes-world probe prompts."""
-        from t2i_gcpo.credit_probe import credit_preset, probe_credit, probe_localization
-        from t2i_gcpo.heatmap import resolve_negatives
-        from t2i_gcpo.reward_eval import has_shapes_metadata
-        from t2i_gcpo.viz.figures import figure_array, group_figure, save_figure
-
-        record, preset = self.probe_record(), credit_preset(self.preset)
-        negatives = None
-        if preset.negative == "caption" and record.negative_prompt:
-            negatives = [record.negative_prompt]
-        elif preset.negative != "null":
-            with contextlib.suppress(ValueError):  # no colour or object word: null prompt
-                negatives = resolve_negatives([record.prompt], None, "swap", self.config.seed)
+        process); returns {"probe/localization": ...} when a judge is set."""
+        record, preset = self.probe, credit_preset(self.preset)
         generator = torch.Generator(self.policy.device).manual_seed(self.config.seed + 7919)
         probe = probe_credit(
             self.policy,
             [record.prompt],
-            negatives,
+            self.probe_negatives,
             self.config.logging.probe_samples,
             preset,
-            self.config.rollout.cfg_scale,
+            self.cfg_scale,
             generator,
             reward=self.reward,
             metadata=[record.metadata],
@@ -623,11 +660,10 @@ class Trainer:
         if self.config.logging.trackers == "tensorboard":  # the same figure, drawn once
             writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
             writer.add_image("credit/probe", figure_array(figure), self.step)
-        if has_shapes_metadata([record]):
-            return {
-                "probe/localization": probe_localization(probe, [record.metadata]).nanmean().item()
-            }
-        return {}
+        if self.judge is None or not record.metadata:
+            return {}
+        ratios = probe_localization(probe, self.judge, [record.metadata])
+        return {"probe/localization": ratios.nanmean().item()} if ratios.isfinite().any() else {}
 
     def log(self, metrics: dict[str, float], bar: tqdm) -> None:
         """metrics.jsonl (every call), trackers and console (every logging.log_every steps)."""
@@ -655,44 +691,87 @@ class Trainer:
         return bool(self.accelerator.reduce(flag, "max") > 0)
 
     def train(self) -> dict[str, float]:
-        """Run the remaining steps; returns the last step's metrics."""
-        total, logging = self.config.optim.steps, self.config.logging
-        metrics: dict[str, float] = {}
+        """Run the remaining steps; returns the last step's metrics. An error in the run's
+        input (INPUT_ERRORS) stops it with TrainingStopped, its last checkpoint kept."""
+        logging = self.config.logging
         bar = tqdm(
-            total=total,
+            total=self.config.optim.steps,
             initial=self.step,
             desc="train",
             disable=not (logging.progress_bar and self.is_main),
         )
-        with stop_signals(self.request_stop):
-            if self.step == 0 and (
-                logging.eval_at_start and self.eval_records or logging.heatmap_every
-            ):
-                start = self.evaluate() if logging.eval_at_start else {}
-                if logging.heatmap_every and self.is_main:
-                    start.update(self.write_heatmap())
-                self.log(start, bar)
-            while self.step < total:
-                metrics = self.train_step()
+        try:
+            with stop_signals(self.request_stop):
+                metrics = self.run_steps(bar)
+        except INPUT_ERRORS as error:
+            self.stop_on_error(error)
+        finally:
+            bar.close()
+            self.accelerator.end_training()
+        return metrics
+
+    def run_steps(self, bar: tqdm) -> dict[str, float]:
+        """The start-of-run evaluation, then the remaining steps with their evaluations,
+        heatmaps, logs and checkpoints; returns the last step's metrics."""
+        total, logging = self.config.optim.steps, self.config.logging
+        metrics: dict[str, float] = {}
+        if self.step == 0 and (
+            logging.eval_at_start and self.eval_records or logging.heatmap_every
+        ):
+            start = self.evaluate() if logging.eval_at_start else {}
+            if logging.heatmap_every and self.is_main:
+                start.update(self.write_heatmap())
+            self.log(start, bar)
+        while self.step < total:
+            metrics = self.train_step()
+            try:
                 if self.due(logging.eval_every) or (self.step == total and logging.eval_every):
                     metrics.update(self.evaluate())
                 if self.due(logging.heatmap_every) and self.is_main:
                     metrics.update(self.write_heatmap())
+            finally:  # a failed evaluation still logs the step it followed
                 self.log(metrics, bar)
-                bar.update(1)
-                stopping = self.should_stop()
-                if stopping or self.step == total or self.due(self.config.checkpoint.every):
-                    path = self.save_checkpoint()
-                if stopping:
-                    self.accelerator.print(
-                        f"\nstopped by {self.stop_reason or 'another process'} after step "
-                        f"{self.step}/{total}; saved {path}. Continue with: t2i-gcpo train "
-                        f"--logging.output_dir {self.output_dir} --resume"
-                    )
-                    break
-        bar.close()
-        self.accelerator.end_training()
+            bar.update(1)
+            stopping = self.should_stop()
+            if stopping or self.step == total or self.due(self.config.checkpoint.every):
+                path = self.save_checkpoint()
+            if stopping:
+                self.accelerator.print(
+                    f"\nstopped by {self.stop_reason or 'another process'} after step "
+                    f"{self.step}/{total}; saved {path}. Continue with: t2i-gcpo train "
+                    f"--logging.output_dir {self.output_dir} --resume"
+                )
+                break
         return metrics
+
+    def stop_on_error(self, error: Exception) -> None:
+        """Keep what the run had, then raise TrainingStopped saying what failed and where.
+
+        An error inside a step that made no optimizer update leaves the model as the last
+        completed step left it; the RNG and prompt order are rewound to the step's start, and
+        that step's checkpoint is written if it is not on disk yet, so `--resume` continues
+        exactly where the run stopped. After an update (or without a completed step) the last
+        checkpoint on disk is what `--resume` continues from."""
+        in_step, clean = self.step_start is not None, True
+        if in_step:
+            clean = not self.step_updated
+            if clean:
+                self.generator.set_state(self.step_start["rng"]["sampler"])
+                torch.set_rng_state(self.step_start["rng"]["torch"])
+                self.order.load_state_dict(self.step_start["order"])
+        latest = ckpt.latest_checkpoint(self.output_dir)
+        saved_step = int(ckpt.read_state(latest)["step"]) if latest is not None else 0
+        if clean and self.step > 0 and saved_step != self.step:
+            latest, saved_step = self.save_checkpoint(), self.step
+        where = f"at step {self.step + 1}" if in_step else f"after step {self.step}"
+        if latest is None:
+            kept = "no checkpoint was written (no step had completed)"
+        else:
+            kept = (
+                f"the run's last checkpoint is {latest} (step {saved_step}); fix the cause and "
+                f"continue with: t2i-gcpo train --logging.output_dir {self.output_dir} --resume"
+            )
+        raise TrainingStopped(f"training stopped {where}: {error}\n{kept}", self.step) from error
 
     # -- run folder, checkpoints -------------------------------------------------------------
 
@@ -707,7 +786,7 @@ class Trainer:
                 changed = sorted(k for k in after if before.get(k) != after[k])
                 if changed:
                     print(f"resuming with changed config values: {', '.join(changed)}")
-            saved.write_text(self.config.to_yaml(), encoding="utf-8")
+            write_text_atomic(saved, self.config.to_yaml())
             print(f"run folder: {self.output_dir} (step {self.step}/{self.config.optim.steps})")
         if self.config.logging.trackers != "none":
             self.accelerator.init_trackers(

@@ -18,16 +18,16 @@ from t2i_gcpo.config import (
     merge,
     parse_overrides,
 )
-from t2i_gcpo.toy.assets import DEFAULT_CFG_SCALE
 
 
 def test_defaults_describe_the_shapes_world_gcpo_run():
     config = TrainConfig()
     assert config.policy.name == "shapes"
     assert (config.prompts.train, config.prompts.eval) == ("shapes:train", "shapes:eval")
-    assert config.rewards.models == [{"name": "clip", "weight": 1.0, "kwargs": {}}]
+    assert config.rewards.models == [{"name": "shapes-clip", "weight": 1.0, "kwargs": {}}]
+    assert config.logging.eval_judge == "shapes-oracle"
     assert config.preset == get_preset("gcpo")
-    assert config.rollout.cfg_scale == DEFAULT_CFG_SCALE
+    assert config.rollout.cfg_scale is None  # the policy's own default
     assert (config.rollout.group_size, config.rollout.prompts_per_step) == (8, 4)
     assert (config.optim.steps, config.optim.lr) == (200, 2e-5)
 
@@ -106,20 +106,20 @@ def test_unknown_keys_list_the_valid_ones():
 def test_overrides_are_read_as_yaml():
     overrides = parse_overrides(
         ["--algo.clip_high", "0.28", "--algo.kl_relax", "false", "--prompts.eval", "null",
-         "--rewards.models=[oracle, {name: clip, weight: 0.5}]", "--seed", "3",
+         "--rewards.models=[shapes-oracle, {name: shapes-clip, weight: 0.5}]", "--seed", "3",
          "--optim.lr", "1e-4", "--policy.name", "org/model"]
     )  # fmt: skip
     assert overrides == {
         "algo": {"clip_high": 0.28, "kl_relax": False},
         "prompts": {"eval": None},
-        "rewards": {"models": ["oracle", {"name": "clip", "weight": 0.5}]},
+        "rewards": {"models": ["shapes-oracle", {"name": "shapes-clip", "weight": 0.5}]},
         "seed": 3,
         "optim": {"lr": "1e-4"},  # YAML 1.1 leaves 1e-4 a string; the float field reads it
         "policy": {"name": "org/model"},
     }
     config = build_config(overrides)
     assert config.optim.lr == 1e-4 and config.prompts.eval is None
-    assert config.rewards.models[0] == {"name": "oracle", "weight": 1.0, "kwargs": {}}
+    assert config.rewards.models[0] == {"name": "shapes-oracle", "weight": 1.0, "kwargs": {}}
     # A text field that cannot be null reads YAML's null as the word.
     assert (
         build_config(parse_overrides(["--rollout.cfg_negative", "null"])).rollout.cfg_negative

@@ -4,10 +4,11 @@ import json
 
 import pytest
 import torch
+from tolerances import SAME_MATHS
 
 from t2i_gcpo.policies import NULL_NEGATIVE, JanusPolicy, Rollout, load_policy
 from t2i_gcpo.policies.janus import left_pad
-from t2i_gcpo.policies.tiny_janus import tiny_janus_policy
+from t2i_gcpo.toy.models import tiny_janus_policy
 
 # Same word count, so transformers' generate (which ignores left padding) sees no padding.
 SAME_LENGTH = ["a red circle", "a blue star"]
@@ -54,8 +55,8 @@ def test_recorded_logprobs_equal_teacher_forced_null_branch(policy):
     assert rollout.sample_negatives is None
     pos = policy.token_logprobs(rollout.sample_prompts, rollout.tokens)
     neg = policy.token_logprobs(rollout.sample_prompts, rollout.tokens, NULL_NEGATIVE)
-    torch.testing.assert_close(pos, rollout.logp_pos, atol=1e-4, rtol=0)
-    torch.testing.assert_close(neg, rollout.logp_neg, atol=1e-4, rtol=0)
+    torch.testing.assert_close(pos, rollout.logp_pos, **SAME_MATHS)
+    torch.testing.assert_close(neg, rollout.logp_neg, **SAME_MATHS)
     assert (rollout.logp_pos - rollout.logp_neg).abs().mean() > 0.5
 
 
@@ -64,7 +65,7 @@ def test_recorded_logprobs_equal_teacher_forced_explicit_negatives(policy):
     assert rollout.sample_negatives == [n for n in NEGATIVES for _ in range(2)]
     neg = policy.token_logprobs(rollout.sample_prompts, rollout.tokens, rollout.sample_negatives)
     null = policy.token_logprobs(rollout.sample_prompts, rollout.tokens, NULL_NEGATIVE)
-    torch.testing.assert_close(neg, rollout.logp_neg, atol=1e-4, rtol=0)
+    torch.testing.assert_close(neg, rollout.logp_neg, **SAME_MATHS)
     assert (neg - null).abs().mean() > 0.5
     assert (rollout.logp_pos - rollout.logp_neg).abs().mean() > 0.5
 
@@ -76,7 +77,7 @@ def test_cfg_scale_one_samples_the_positive_branch(policy):
     guided = greedy(policy, MIXED_LENGTH, cfg_scale=7.0)
     assert torch.equal(plain.tokens, self_negative.tokens)
     assert not torch.equal(plain.tokens, guided.tokens)
-    torch.testing.assert_close(self_negative.logp_pos, self_negative.logp_neg, atol=1e-5, rtol=0)
+    torch.testing.assert_close(self_negative.logp_pos, self_negative.logp_neg, **SAME_MATHS)
 
 
 def test_seeded_generator_reproduces_tokens(policy):
@@ -131,10 +132,10 @@ def test_left_padded_batch_matches_each_prompt_alone(policy):
     for i, prompt in enumerate(MIXED_LENGTH):
         alone = greedy(policy, [prompt], cfg_scale=3.0)
         assert torch.equal(alone.tokens[0], together.tokens[i])
-        torch.testing.assert_close(alone.logp_pos[0], together.logp_pos[i], atol=1e-5, rtol=0)
-        torch.testing.assert_close(alone.logp_neg[0], together.logp_neg[i], atol=1e-5, rtol=0)
+        torch.testing.assert_close(alone.logp_pos[0], together.logp_pos[i], **SAME_MATHS)
+        torch.testing.assert_close(alone.logp_neg[0], together.logp_neg[i], **SAME_MATHS)
         single = policy.token_logprobs([prompt], together.tokens[i : i + 1])
-        torch.testing.assert_close(single[0], scored[i], atol=1e-5, rtol=0)
+        torch.testing.assert_close(single[0], scored[i], **SAME_MATHS)
 
 
 def test_bf16_sampling_records_float32_logprobs():
@@ -215,6 +216,4 @@ def test_rollout_records_positive_branch_entropy(policy):
     with torch.no_grad():
         logits, _ = policy.prefill(ids, mask)  # the first token's logits of both branches
     logp = torch.log_softmax(logits[: rollout.num_samples].float(), dim=-1)
-    torch.testing.assert_close(
-        rollout.entropy[:, 0], -(logp.exp() * logp).sum(-1), atol=1e-5, rtol=0
-    )
+    torch.testing.assert_close(rollout.entropy[:, 0], -(logp.exp() * logp).sum(-1), **SAME_MATHS)

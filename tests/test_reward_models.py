@@ -1,4 +1,5 @@
-"""Reward models: CLIPScore, AestheticScore, OracleScore, plug-in loading, checked weighted sums.
+"""Reward models: CLIPScore, AestheticScore, the shapes oracle, plug-in loading and the reward
+signature rule, checked weighted sums.
 
 Every CLIP here is a tiny open_clip model built from a config in the test (one trained for a few
 dozen contrastive steps on shapes-world renders); nothing is downloaded.
@@ -9,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,10 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from reward_models import (
-    BUILTIN_REWARDS,
-    AestheticMLP,
-    AestheticScore,
+    REWARDS,
     CLIPScore,
     CombinedReward,
-    OracleScore,
+    Judge,
     RewardError,
     RewardModel,
     RewardNotFoundError,
@@ -37,9 +34,10 @@ from reward_models import (
     load_reward,
     register_reward,
 )
-from reward_models.aesthetic import HEAD_KEYS
 from reward_models.clip import ImagePreprocess, fit_to_size
+from t2i_gcpo.toy.assets import ASSETS_DIR, shapes_aesthetic_path, shapes_clip_path
 from t2i_gcpo.toy.models import register_open_clip_configs, shapes_clip_config, shapes_tokenizer
+from t2i_gcpo.toy.rewards import ShapesOracle
 from t2i_gcpo.toy.scenes import COLORS, SHAPES, SceneObject, all_objects, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,103 +237,37 @@ def test_clip_score_from_an_architecture_name_and_a_local_checkpoint(shapes_clip
     assert torch.equal(score(*args), CLIPScore(shapes_clip_dir)(*args))
 
 
-def fake_assets(monkeypatch, clip: Path, head: Path | None = None) -> None:
-    """Stand in for t2i_gcpo.toy.assets (written by `t2i-gcpo toy build`) with given paths."""
-    assets = types.ModuleType("t2i_gcpo.toy.assets")
-    assets.shapes_clip_path = lambda: clip
-    assets.shapes_aesthetic_path = lambda: head
-    monkeypatch.setitem(sys.modules, "t2i_gcpo.toy.assets", assets)
+needs_assets = pytest.mark.skipif(
+    not (ASSETS_DIR / "clip").is_dir(), reason="shapes assets not built in this checkout"
+)
 
 
-def test_builtin_clip_defaults_to_the_shapes_world_clip(trained_clip_dir, tmp_path, monkeypatch):
-    fake_assets(monkeypatch, tmp_path / "missing")
-    with pytest.raises(FileNotFoundError, match="t2i-gcpo toy build"):
+def test_clip_and_aesthetic_say_which_model_they_need():
+    with pytest.raises(ValueError, match="'clip' reward needs model_name.*'shapes-clip'"):
         load_reward("clip")
-    fake_assets(monkeypatch, trained_clip_dir)
-    scene = render([SceneObject("red", "circle", "top left")])
-    reward = load_reward("clip", scale=50.0)
-    expected = CLIPScore(trained_clip_dir, scale=50.0)(scene.image[None], [scene.caption], [{}])
+    with pytest.raises(RewardError, match=r"keyword arguments \[\] \(missing .*'head_path'"):
+        load_reward("aesthetic")  # head_path is required
+
+
+@needs_assets
+def test_shapes_rewards_are_the_shipped_clip_and_head():
+    scene = render([SceneObject("blue", "triangle", "top right")])
+    images, prompts = scene.image[None], [scene.caption]
+    reward = load_reward("shapes-clip", scale=50.0)
+    expected = CLIPScore(shapes_clip_path(), scale=50.0)(images, prompts, [{}])
     assert isinstance(reward, CLIPScore)
-    torch.testing.assert_close(reward(scene.image[None], [scene.caption], [{}]), expected)
-
-
-# ---------------------------------------------------------------- AestheticScore
-
-
-def public_layout_head(input_size: int, path: Path) -> AestheticMLP:
-    """A random head saved as the public project saves it (torch.save of the state dict)."""
-    torch.manual_seed(2)
-    head = AestheticMLP(input_size).eval()
-    assert set(head.state_dict()) == HEAD_KEYS
-    if path.suffix == ".safetensors":
-        save_file(head.state_dict(), path)
-    else:
-        torch.save(head.state_dict(), path)
-    return head
-
-
-@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
-def test_aesthetic_score_reproduces_the_head_output(shapes_clip_dir, tmp_path, suffix):
-    head = public_layout_head(64, tmp_path / f"head{suffix}")
-    scenes = renders(6, seed=11)
-    images = torch.stack([s.image for s in scenes])
-    model = open_clip.create_model(f"local-dir:{shapes_clip_dir}").eval()
+    torch.testing.assert_close(reward(images, prompts, [{}]), expected)
+    head = load_aesthetic_head(shapes_aesthetic_path())
+    model = open_clip.create_model(f"local-dir:{shapes_clip_path()}").eval()
     with torch.no_grad():
         expected = head(F.normalize(model.encode_image((images - 0.5) / 0.5), dim=-1))
-    score = AestheticScore(tmp_path / f"head{suffix}", clip_model=f"local-dir:{shapes_clip_dir}")
-    assert score.head.input_size == 64 and not score.head.training
-    assert torch.equal(score(images, [""] * 6, [{}] * 6), expected)
-    shared = AestheticScore(tmp_path / f"head{suffix}", model=model)  # one CLIP for two rewards
-    assert torch.equal(shared(images, [""] * 6, [{}] * 6), expected)
+    torch.testing.assert_close(load_reward("shapes-aesthetic")(images, [""], [{}]), expected)
 
 
-def test_aesthetic_head_layout_and_size_errors(shapes_clip_dir, tmp_path):
-    state = AestheticMLP(64).state_dict()
-    del state["layers.7.bias"]
-    torch.save(state, tmp_path / "partial.pth")
-    with pytest.raises(ValueError, match=r"partial.pth.*expected the LAION aesthetic head"):
-        load_aesthetic_head(tmp_path / "partial.pth")
-    public_layout_head(768, tmp_path / "wide.pth")
-    with pytest.raises(ValueError, match="expects 768-d embeddings but the CLIP model gives 64-d"):
-        AestheticScore(tmp_path / "wide.pth", clip_model=f"local-dir:{shapes_clip_dir}")
-    with pytest.raises(ValueError, match=r"suffix '.ckpt'; expected .safetensors"):
-        (tmp_path / "head.ckpt").write_bytes(b"")
-        load_aesthetic_head(tmp_path / "head.ckpt")
+# ---------------------------------------------------------------- the shapes oracle
 
 
-@pytest.mark.skipif(
-    not LAION_HEAD.is_file(), reason=f"shared fixture {LAION_HEAD} absent (not shipped to users)"
-)
-def test_public_laion_head_loads_and_scores():
-    head = load_aesthetic_head(LAION_HEAD)
-    assert head.input_size == 768 and not head.training
-    assert next(head.parameters()).device.type == "cpu"
-    # a tiny random CLIP with ViT-L/14's 768-d embedding stands in for ViT-L/14
-    cfg = {**shapes_clip_config(), "embed_dim": 768}
-    model = open_clip.CLIP(**cfg)
-    scenes = renders(3, seed=5)
-    score = AestheticScore(LAION_HEAD, model=model)
-    scores = score(torch.stack([s.image for s in scenes]), [""] * 3, [{}] * 3)
-    assert scores.shape == (3,) and scores.isfinite().all()
-
-
-def test_builtin_aesthetic_defaults_to_the_shapes_world_head(
-    shapes_clip_dir, tmp_path, monkeypatch
-):
-    head = public_layout_head(64, tmp_path / "shapes_aesthetic.safetensors")
-    fake_assets(monkeypatch, shapes_clip_dir, tmp_path / "shapes_aesthetic.safetensors")
-    scene = render([SceneObject("blue", "triangle", "top right")])
-    reward = load_reward("aesthetic")
-    model = open_clip.create_model(f"local-dir:{shapes_clip_dir}").eval()
-    with torch.no_grad():
-        expected = head(F.normalize(model.encode_image((scene.image[None] - 0.5) / 0.5), dim=-1))
-    assert torch.equal(reward(scene.image[None], [""], [{}]), expected)
-
-
-# ---------------------------------------------------------------- OracleScore
-
-
-def test_oracle_score_strict_and_share():
+def test_shapes_oracle_strict_share_and_verdicts():
     objects = [
         SceneObject("red", "circle", "top left"),
         SceneObject("blue", "square", "bottom right"),
@@ -343,10 +275,16 @@ def test_oracle_score_strict_and_share():
     full, half = render(objects, seed=0), render(objects[:1], seed=0)
     images = torch.stack([full.image, half.image])
     metadata = [full.metadata, full.metadata]
-    assert OracleScore("strict")(images, ["", ""], metadata).tolist() == [1.0, 0.0]
-    assert OracleScore("share")(images, ["", ""], metadata).tolist() == [1.0, 0.5]
+    oracle = load_reward("shapes-oracle")
+    assert isinstance(oracle, ShapesOracle) and isinstance(oracle, Judge)
+    assert oracle(images, ["", ""], metadata).tolist() == [1.0, 0.0]
+    assert ShapesOracle("share")(images, ["", ""], metadata).tolist() == [1.0, 0.5]
+    verdicts = oracle.judge(images, ["", ""], metadata)
+    assert [v.correct for v in verdicts] == [True, False]
+    assert verdicts[0].masks.shape == (2, 32, 32) and verdicts[1].masks[1].sum() == 0
+    assert verdicts[0].masks[0, :16, :16].any() and not verdicts[0].masks[0, 16:].any()
     with pytest.raises(ValueError, match="mode='mean'.*'strict', 'share'"):
-        OracleScore("mean")
+        ShapesOracle("mean")
 
 
 # ---------------------------------------------------------------- plug-ins
@@ -396,8 +334,8 @@ def test_load_reward_from_a_module_path(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(tmp_path)
     reward = load_reward("t2i_gcpo_test_module_rm:Constant", value=4)
     assert reward(*images_and_prompts(2)).tolist() == [4.0, 4.0]
-    oracle = load_reward("reward_models.oracle:OracleScore", mode="share")
-    assert isinstance(oracle, OracleScore) and oracle.mode == "share"
+    oracle = load_reward("t2i_gcpo.toy.rewards:ShapesOracle", mode="share")
+    assert isinstance(oracle, ShapesOracle) and oracle.mode == "share"
 
 
 def test_load_reward_from_an_installed_entry_point(tmp_path, monkeypatch):
@@ -423,8 +361,9 @@ def test_unknown_rewards_say_what_was_tried_and_the_accepted_forms(tmp_path, mon
         load_reward("no_such_reward")
     message = str(err.value)
     assert "'no_such_reward' was not found" in message
-    assert "built-in rewards ['aesthetic', 'clip', 'oracle'" in message
-    assert "entry points in group 't2i_gcpo.rewards'" in message
+    assert "registered rewards ['aesthetic', 'clip'" in message
+    assert "entry points in group 't2i_gcpo.rewards' [" in message
+    assert "'shapes-oracle'" in message  # the shapes world's rewards are plug-ins
     for form in ("'path/to/file.py:attr'", "'package.module:attr'", "entry-point group"):
         assert form in message
     with pytest.raises(RewardNotFoundError, match=r"file 'missing.py': does not exist"):
@@ -448,11 +387,70 @@ def test_load_reward_rejects_kwargs_that_do_not_fit(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RewardError, match=r"'my_rm.py:mean_pixel': keyword arguments \['scale'\]"):
         load_reward("my_rm.py:mean_pixel", scale=2)
-    with pytest.raises(RewardError, match=r"'oracle': keyword arguments \['mod'\] do not fit"):
-        load_reward("oracle", mod="share")
+    with pytest.raises(RewardError, match=r"'shapes-oracle': keyword arguments \['mod'\] do not"):
+        load_reward("shapes-oracle", mod="share")
     with pytest.raises(RewardError, match="already-built Constant; it takes no keyword"):
         load_reward("my_rm.py:ready", value=2)
     assert load_reward("my_rm.py:ready")(*images_and_prompts(1)).tolist() == [1.0]
+
+
+SIGNATURES = """
+def plain(images, prompts, metadata):
+    return images.mean(dim=(1, 2, 3)) + len(metadata[0])
+
+def optional_metadata(images, prompts, metadata=None):
+    return images.mean(dim=(1, 2, 3)) + len(metadata[0])
+
+def trl_style(images, prompts, **kwargs):
+    return images.mean(dim=(1, 2, 3)) + len(kwargs["metadata"][0])
+
+def with_kwargs(images, prompts, metadata, **kwargs):
+    return images.mean(dim=(1, 2, 3)) + len(metadata[0]) + kwargs.get("offset", 0.0)
+
+def make(offset=0.0):
+    def reward(images, prompts, metadata):
+        return images.mean(dim=(1, 2, 3)) + len(metadata[0]) + offset
+    return reward
+
+class Scorer:
+    def __init__(self, offset=0.0):
+        self.offset = offset
+
+    def __call__(self, images, prompts, metadata=None):
+        return images.mean(dim=(1, 2, 3)) + len(metadata[0]) + self.offset
+
+def one_argument(images):
+    return images.mean(dim=(1, 2, 3))
+
+def make_bad():
+    return lambda images: images.mean(dim=(1, 2, 3))
+"""
+
+
+@pytest.mark.parametrize(
+    "attr", ["plain", "optional_metadata", "trl_style", "with_kwargs", "make", "Scorer"]
+)
+def test_every_natural_reward_signature_loads_from_a_file_and_scores(attr, tmp_path, monkeypatch):
+    (tmp_path / "signatures.py").write_text(SIGNATURES)
+    monkeypatch.chdir(tmp_path)
+    images = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    metadata = [{"tag": "x", "n": 1}] * 3  # two keys: each reward adds len(metadata[0]) = 2
+    result = CombinedReward([f"signatures.py:{attr}"])(images, ["p"] * 3, metadata)
+    torch.testing.assert_close(result.total, images.mean(dim=(1, 2, 3)) + 2.0)
+    if attr in ("with_kwargs", "make", "Scorer"):  # config kwargs reach the reward or factory
+        shifted = load_reward(f"signatures.py:{attr}", offset=1.0)(images, ["p"] * 3, metadata)
+        torch.testing.assert_close(shifted, images.mean(dim=(1, 2, 3)) + 3.0)
+
+
+def test_a_callable_that_fits_no_form_is_one_line_stating_the_contract(tmp_path, monkeypatch):
+    (tmp_path / "signatures.py").write_text(SIGNATURES)
+    monkeypatch.chdir(tmp_path)
+    for attr in ("one_argument", "make_bad"):
+        with pytest.raises(RewardError) as err:
+            load_reward(f"signatures.py:{attr}")
+        message = str(err.value)
+        assert "\n" not in message and f"'signatures.py:{attr}'" in message
+        assert "a reward is fn(images, prompts, metadata) -> N scores" in message
 
 
 def test_register_reward_adds_names_and_refuses_to_overwrite_another_definition():
@@ -465,10 +463,10 @@ def test_register_reward_adds_names_and_refuses_to_overwrite_another_definition(
         scores = load_reward("t2i_test_half")(images, prompts, metadata)
         torch.testing.assert_close(scores, images.mean(dim=(1, 2, 3)) / 2)
     finally:
-        BUILTIN_REWARDS.pop("t2i_test_half", None)
+        REWARDS.registered.pop("t2i_test_half", None)
     with pytest.raises(ValueError, match="'clip' is already registered to reward_models.clip"):
         register_reward("clip")(lambda: None)
-    assert BUILTIN_REWARDS["clip"].__module__ == "reward_models.clip"
+    assert REWARDS.registered["clip"].__module__ == "reward_models.clip"
 
 
 # ---------------------------------------------------------------- CombinedReward
@@ -485,14 +483,14 @@ def test_weighted_sum_and_raw_values_per_reward():
         [
             RewardSpec("pixels", 2.0, reward=mean_pixel),
             RewardSpec("pixels", -1.0, reward=constant(3)),
-            {"name": "oracle", "weight": 0.0, "kwargs": {"mode": "share"}},
+            {"name": "shapes-oracle", "weight": 0.0, "kwargs": {"mode": "share"}},
         ]
     )
     metadata = [{"objects": [{"color": "red", "shape": "circle", "position": "top left"}]}] * 4
     result = reward(images, prompts, metadata)
-    assert list(result.per_reward) == ["pixels", "pixels_2", "oracle"]
+    assert list(result.per_reward) == ["pixels", "pixels_2", "shapes-oracle"]
     torch.testing.assert_close(result.per_reward["pixels"], images.mean(dim=(1, 2, 3)))
-    assert result.per_reward["oracle"].tolist() == [0.0] * 4  # reported, weight 0
+    assert result.per_reward["shapes-oracle"].tolist() == [0.0] * 4  # reported, weight 0
     torch.testing.assert_close(result.total, 2 * images.mean(dim=(1, 2, 3)) - 3)
     assert result.valid.all() and result.num_dropped == 0 and result.total.dtype == torch.float32
 
@@ -566,8 +564,10 @@ def test_an_exception_inside_a_reward_names_it_and_keeps_the_cause():
     with pytest.raises(RewardError, match=r"reward 'broken' raised KeyError: 'objects'") as err:
         CombinedReward([RewardSpec("broken", reward=broken)])(*images_and_prompts(2))
     assert isinstance(err.value.__cause__, KeyError)
-    oracle = CombinedReward(["oracle"])
-    with pytest.raises(RewardError, match="'oracle' raised ValueError: shapes-world metadata"):
+    oracle = CombinedReward(["shapes-oracle"])
+    with pytest.raises(
+        RewardError, match="'shapes-oracle' raised ValueError: shapes-world metadata"
+    ):
         oracle(*images_and_prompts(2))
 
 
@@ -618,13 +618,13 @@ def test_rewards_that_want_pil_images_get_them():
 
 def test_reward_specs_are_validated():
     with pytest.raises(ValueError, match=r"unknown keys \['weigth'\]"):
-        CombinedReward([{"name": "oracle", "weigth": 2.0}])
-    with pytest.raises(ValueError, match="weight=nan for reward 'oracle'; expected finite"):
-        RewardSpec("oracle", weight=float("nan"))
+        CombinedReward([{"name": "shapes-oracle", "weigth": 2.0}])
+    with pytest.raises(ValueError, match="weight=nan for reward 'shapes-oracle'; expected finite"):
+        RewardSpec("shapes-oracle", weight=float("nan"))
     with pytest.raises(
         ValueError, match="on_nonfinite='skip'; expected one of \\('error', 'drop'\\)"
     ):
-        CombinedReward(["oracle"], on_nonfinite="skip")
+        CombinedReward(["shapes-oracle"], on_nonfinite="skip")
     with pytest.raises(ValueError, match="specs is empty"):
         CombinedReward([])
 
@@ -658,4 +658,4 @@ def test_readme_section_config_names_resolve(tmp_path, monkeypatch):
     scene = render([SceneObject("red", SHAPES[0], "top left")], seed=0)
     result = reward(scene.image[None], [scene.caption], [scene.metadata])
     assert list(result.per_reward) == [entry["name"] for entry in config["rewards"]]
-    assert result.per_reward["oracle"].tolist() == [1.0]
+    assert result.per_reward["shapes-oracle"].tolist() == [1.0]

@@ -9,14 +9,14 @@ import torch
 from open_clip.tokenizer import HFTokenizer
 from safetensors.torch import load_file
 
+from reward_models import load_reward
 from reward_models.aesthetic_head import AestheticMLP
 from t2i_gcpo.cli import main
-from t2i_gcpo.evaluation import oracle_accuracy
+from t2i_gcpo.data.prompts import resolve_prompts
+from t2i_gcpo.evaluation import evaluate_policy
 from t2i_gcpo.policies import load_policy
-from t2i_gcpo.prompts import resolve_prompts
 from t2i_gcpo.toy.assets import (
     ASSETS_DIR,
-    DEFAULT_CFG_SCALE,
     load_shapes_policy,
     shapes_aesthetic_path,
     shapes_clip_path,
@@ -40,7 +40,7 @@ def test_toy_build_runs_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     report = json.loads((out / "build_report.json").read_text())
     assert set(report["seconds"]) == {"vq", "policy", "clip", "aesthetic"}
     assert all(v > 0 for v in report["bytes"].values())
-    assert not list(tmp_path.glob("*.tmp-*"))  # written to a temporary folder, then renamed
+    assert not list(tmp_path.glob(".*partial*"))  # written to a hidden folder, then renamed
 
     policy = load_shapes_policy(root=out)
     rollout = policy.sample(["a red circle at the top left"], samples_per_prompt=2, cfg_scale=2.0)
@@ -70,14 +70,17 @@ def test_shipped_policy_loads_by_name_and_its_vq_keeps_the_oracle_right():
 def test_shipped_policy_draws_held_out_prompts_but_leaves_room_to_improve():
     # the quality bars: one object between 40% and 90%, two objects at most 60%
     # (4 samples per prompt here; benchmarks/shapes_quality.py measures 8)
-    accuracy = oracle_accuracy(
-        load_policy("shapes"),
+    policy = load_policy("shapes")
+    assert policy.default_cfg_scale == 1.0
+    accuracy = evaluate_policy(
+        policy,
         resolve_prompts("shapes:eval"),
         samples_per_prompt=4,
-        cfg_scale=DEFAULT_CFG_SCALE,
+        judge=load_reward("shapes-oracle"),
+        negative_modes=(),
     )
-    assert 0.4 <= accuracy["single_object"] <= 0.9
-    assert accuracy["two_object"] <= 0.6
+    assert 0.4 <= accuracy["oracle/single_object"] <= 0.9
+    assert accuracy["oracle/two_object"] <= 0.6
 
 
 @needs_assets

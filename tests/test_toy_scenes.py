@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2i_gcpo.prompts import PromptFileError, PromptRecord, load_prompts
+from t2i_gcpo.data.prompts import PromptFileError, PromptRecord, load_prompts
 from t2i_gcpo.toy.oracle import evaluate, quadrant_mask
 from t2i_gcpo.toy.scenes import (
     COLORS,

@@ -8,16 +8,17 @@ import pytest
 import torch
 from accelerate import debug_launcher
 from accelerate.state import AcceleratorState, GradientState
+from tolerances import SAME_MATHS
 
 from t2i_gcpo import checkpoint as ckpt
 from t2i_gcpo.algos import credit_weights, token_divergence
 from t2i_gcpo.config import build_config
+from t2i_gcpo.data import PromptOrder
+from t2i_gcpo.data.negatives import resolve_negatives, swap_caption
+from t2i_gcpo.data.prompts import PromptRecord, resolve_prompts
 from t2i_gcpo.logging_utils import MetricsLog, combine_stats, finite_metrics, short_names
-from t2i_gcpo.negatives import record_negatives, swap_caption
 from t2i_gcpo.optim import lr_factor
-from t2i_gcpo.policies.tiny_janus import tiny_janus_policy
-from t2i_gcpo.prompt_order import PromptOrder
-from t2i_gcpo.prompts import PromptRecord, resolve_prompts
+from t2i_gcpo.toy.models import tiny_janus_policy
 from t2i_gcpo.toy.scenes import COLORS
 from t2i_gcpo.trainer import StepBatch, Trainer
 
@@ -77,16 +78,16 @@ def test_swap_changes_one_colour_else_one_object_deterministically():
         swap_caption("hello")
 
 
-def test_record_negatives_per_mode():
+def test_resolve_negatives_per_mode():
     records = [PromptRecord("a red circle", "a blue circle"), PromptRecord("a green square")]
-    assert record_negatives(records, "null") is None
-    swapped = record_negatives(records, "swap", seed=3)
+    assert resolve_negatives(records, "null") is None
+    swapped = resolve_negatives(records, "swap", seed=3)
     assert swapped == [swap_caption("a red circle", 3), swap_caption("a green square", 3)]
     with pytest.raises(ValueError, match=r"p.jsonl: prompt 2 \('a green square'\) has no"):
-        record_negatives(records, "caption", source="p.jsonl")
-    assert record_negatives(records[:1], "caption") == ["a blue circle"]
+        resolve_negatives(records, "caption", source="p.jsonl")
+    assert resolve_negatives(records[:1], "caption") == ["a blue circle"]
     shapes = resolve_prompts("shapes:train")
-    assert record_negatives(shapes, "caption") == [r.negative_prompt for r in shapes]
+    assert resolve_negatives(shapes, "caption") == [r.negative_prompt for r in shapes]
 
 
 def test_prompt_order_is_a_seeded_permutation_per_epoch_and_resumes():
@@ -222,12 +223,14 @@ def test_credit_reuses_the_recorded_branch_only_when_cfg_sampled_with_it(
         token_divergence(rollout.logp_pos, caption_logp, "k3"), normalization="linear"
     )
     credit = trainer.credit(rollout, indices)
-    assert torch.allclose(credit, expected, atol=1e-4)
+    # the recorded and the teacher-forced log-probs differ by float32 rounding (SAME_MATHS);
+    # k3 and the linear normalization can amplify it tenfold, a wrong negative moves it > 1e-2
+    torch.testing.assert_close(credit, expected, rtol=10 * SAME_MATHS["rtol"], atol=1e-3)
     if cfg_negative == "algo":  # CFG guided against the captions: their log-probs are recorded
-        assert trainer.reuses_recorded_negative and rollout.negative_prompts == captions
-        assert torch.allclose(rollout.logp_neg, caption_logp, atol=1e-4)
+        assert rollout.negative_prompts == captions
+        torch.testing.assert_close(rollout.logp_neg, caption_logp, **SAME_MATHS)
     else:  # CFG guided against the null prompt: the caption credit needs its own pass
-        assert not trainer.reuses_recorded_negative and rollout.negative_prompts is None
+        assert rollout.negative_prompts is None
         null_credit = credit_weights(
             token_divergence(rollout.logp_pos, rollout.logp_neg, "k3"), normalization="linear"
         )

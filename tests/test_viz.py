@@ -1,25 +1,38 @@
 """Credit maps, overlays, localization, the heatmap command and the HTML pages."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from tolerances import SAME_MATHS
 
-from t2i_gcpo.algos import GCPO, credit_weights, token_divergence
-from t2i_gcpo.cli import main
-from t2i_gcpo.credit_probe import (
+from reward_models import Verdict, load_reward
+from t2i_gcpo.algos import (
+    GCPO,
+    credit_weights,
     localization_ratio,
     patch_coverage,
-    probe_credit,
-    shapes_object_coverage,
+    token_divergence,
 )
-from t2i_gcpo.policies.tiny_janus import tiny_janus_policy
+from t2i_gcpo.cli import main
+from t2i_gcpo.evaluation import verdict_coverage
+from t2i_gcpo.toy.models import tiny_janus_policy
+from t2i_gcpo.toy.scenes import objects_from_metadata, render
 from t2i_gcpo.viz import colorize, overlay, token_maps, upsample
 from t2i_gcpo.viz.figures import group_figure, sample_figure, save_figure
-from t2i_gcpo.viz.html import referenced_files, write_report
+from t2i_gcpo.viz.html import write_report
+from t2i_gcpo.viz.probe import probe_credit
+
+
+def referenced_files(document: str) -> list[str]:
+    """The src/href targets of a page that are neither data URIs nor anchors."""
+    targets = re.findall(r'(?:src|href)="([^"]+)"', document)
+    return [t for t in targets if not t.startswith(("data:", "#"))]
+
 
 # ---------------------------------------------------------------------------------------------
 # Maps and overlays on hand-made credit
@@ -104,17 +117,22 @@ def test_patch_coverage_pools_pixels_onto_the_token_grid():
         patch_coverage(mask, (3, 3))
 
 
-def test_shapes_coverage_lies_in_the_named_quadrants():
+def test_coverage_of_the_judges_found_objects_lies_in_the_named_quadrants():
     metadata = [
         {"objects": [{"color": "red", "shape": "square", "position": "top left"}]},
         {"objects": [{"color": "red", "shape": "circle", "position": "top left"},
                      {"color": "blue", "shape": "square", "position": "bottom right"}]},
     ]  # fmt: skip
-    coverage = shapes_object_coverage(metadata, (8, 8), 32).view(2, 8, 8)
+    images = torch.stack([render(objects_from_metadata(m)).image for m in metadata])
+    verdicts = load_reward("shapes-oracle").judge(images, ["", ""], metadata)
+    assert [v.correct for v in verdicts] == [True, True]
+    coverage = verdict_coverage(verdicts, (8, 8)).view(2, 8, 8)
     assert coverage[0, :4, :4].sum() > 0 and coverage[0, 4:].sum() == 0
     assert coverage[0, :, 4:].sum() == 0
     assert coverage[1, 4:, 4:].sum() > 0 and coverage[1, :4, 4:].sum() == 0
     assert coverage.max() <= 1.0
+    nothing = Verdict(False, torch.zeros(0, 32, 32, dtype=torch.bool))
+    assert verdict_coverage([nothing], (8, 8)).sum() == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +166,7 @@ def test_probe_credit_is_the_presets_credit_of_its_logprobs(tiny):
     # branch's teacher-forced ones
     null = probe_credit(policy, ["a red cat"], None, 2, GCPO, 2.0, torch.Generator().manual_seed(1))
     teacher = policy.token_logprobs(["a red cat"] * 2, null.tokens, "null")
-    assert torch.allclose(null.logp_neg, teacher, atol=1e-4)
+    torch.testing.assert_close(null.logp_neg, teacher, **SAME_MATHS)
     softmax = probe.recredit(GCPO.replace(normalization="softmax"))
     assert not torch.allclose(softmax.credit, probe.credit)
     assert torch.equal(softmax.logp_neg, probe.logp_neg)

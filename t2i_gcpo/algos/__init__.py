@@ -1,4 +1,5 @@
-"""Pure tensor maths of GRPO, DAPO and GCPO: advantages, token credit, losses, presets.
+"""Pure tensor maths of GRPO, DAPO and GCPO: advantages, token credit, losses, presets, and
+the figures of where credit falls (metrics).
 
 No nn.Module, no I/O, no torch.distributed: everything here is a function of tensors.
 """
@@ -13,6 +14,7 @@ from t2i_gcpo.algos.credit import (
     token_divergence,
 )
 from t2i_gcpo.algos.losses import AGGREGATIONS, k3_kl, policy_loss, relaxed_kl_mask
+from t2i_gcpo.algos.metrics import localization_ratio, patch_coverage
 from t2i_gcpo.algos.presets import (
     DAPO,
     GCPO,
@@ -20,6 +22,7 @@ from t2i_gcpo.algos.presets import (
     NEGATIVE_MODES,
     PRESETS,
     AlgorithmPreset,
+    credit_preset,
     get_preset,
 )
 
@@ -35,11 +38,14 @@ __all__ = [
     "PRESETS",
     "AlgorithmPreset",
     "average_ranks",
+    "credit_preset",
     "credit_weights",
     "get_preset",
     "group_advantages",
     "informative_groups",
     "k3_kl",
+    "localization_ratio",
+    "patch_coverage",
     "policy_loss",
     "rank_exponent",
     "relaxed_kl_mask",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -20,42 +20,56 @@ from t2i_gcpo.algos.losses import AGGREGATIONS
 NEGATIVE_MODES = ("null", "caption", "swap")
 
 
+def knob(default, help: str):  # noqa: A002 - the word the docs use
+    """A preset field with its documentation (read by the config, the CLI and the docs)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class AlgorithmPreset:
-    """Every knob of algos/ that distinguishes GRPO, DAPO and GCPO, with its allowed values."""
+    """Every knob of algos/ that distinguishes GRPO, DAPO and GCPO, with its allowed values.
 
-    name: str
-    """Label used in logs and configs."""
-    advantage_scale: str = "group"
-    """Advantage denominator: "group" std, "batch" std or "none" (Dr. GRPO)."""
-    advantage_eps: float = 1e-4
-    """Added to the std in the advantage denominator."""
-    dynamic_sampling: bool = False
-    """DAPO: drop groups whose reward std is below `min_group_std` (they carry no signal)."""
-    min_group_std: float = 1e-6
-    """Threshold of the dynamic-sampling filter."""
-    divergence: str = "k3"
-    """Per-token prompt dependence: "k3", "abs" or "logratio"."""
-    normalization: str = "uniform"
-    """Credit: "uniform" (plain GRPO/DAPO), "rank", "softmax" or "linear"."""
-    top_fraction: float = 0.4
-    """Rank credit: this fraction of the most prompt-dependent tokens ..."""
-    top_mass: float = 0.8
-    """... carries this fraction of the credit."""
-    temperature: float = 1.0
-    """Softmax credit temperature."""
-    negative: str = "null"
-    """Negative prompt for the credit contrast: "null" (the CFG branch), "caption", "swap"."""
-    clip_low: float = 0.2
-    """Lower clip range: the ratio is clipped at 1 - clip_low."""
-    clip_high: float = 0.2
-    """Upper clip range: the ratio is clipped at 1 + clip_high (0.28 is DAPO's clip-higher)."""
-    aggregation: str = "sequence_mean"
-    """Loss aggregation: "sequence_mean", "token_mean" or "credit_weighted"."""
-    beta: float = 0.0
-    """Weight of the k3 KL to a frozen reference policy (0 disables the reference model)."""
-    kl_relax: bool = False
-    """GCPO: halve the KL on tokens with credit >= 1 (mask 0.5 + 0.5 clamp(2 - 2w, 0, 1))."""
+    Each field's meaning is written once, in its `knob(..., help=...)`; `t2i_gcpo.config`
+    builds the `algo` config section from these fields."""
+
+    name: str = knob("custom", "Label used in logs and configs.")
+    advantage_scale: str = knob(
+        "group",
+        'Advantage denominator: "group" std, "batch" std (of each process\'s batch) '
+        'or "none" (Dr. GRPO).',
+    )
+    advantage_eps: float = knob(1e-4, "Added to the std in the advantage denominator.")
+    dynamic_sampling: bool = knob(
+        False, "DAPO: drop groups whose reward std is below min_group_std (no signal)."
+    )
+    min_group_std: float = knob(1e-6, "Threshold of the dynamic-sampling filter.")
+    divergence: str = knob("k3", 'Per-token prompt dependence: "k3", "abs" or "logratio".')
+    normalization: str = knob(
+        "uniform", 'Credit: "uniform" (plain GRPO/DAPO), "rank", "softmax" or "linear".'
+    )
+    top_fraction: float = knob(0.4, "Rank credit: this fraction of the most prompt-dependent "
+                               "tokens ...")  # fmt: skip
+    top_mass: float = knob(0.8, "... carries this fraction of the credit.")
+    temperature: float = knob(1.0, "Softmax credit temperature.")
+    negative: str = knob(
+        "null",
+        'Negative prompt of the credit contrast: "null" (the CFG null prompt), '
+        '"caption" (each prompt record\'s negative_prompt) or "swap" (one colour or object '
+        "word of the prompt swapped, see t2i_gcpo.data.negatives).",
+    )
+    clip_low: float = knob(0.2, "Lower clip range: the ratio is clipped at 1 - clip_low.")
+    clip_high: float = knob(
+        0.2, "Upper clip range: the ratio is clipped at 1 + clip_high (0.28: DAPO's clip-higher)."
+    )
+    aggregation: str = knob(
+        "sequence_mean", 'Loss aggregation: "sequence_mean", "token_mean" or "credit_weighted".'
+    )
+    beta: float = knob(
+        0.0, "Weight of the k3 KL to a frozen reference policy (0: no reference model is loaded)."
+    )
+    kl_relax: bool = knob(
+        False, "GCPO: halve the KL on tokens with credit >= 1 (mask 0.5 + 0.5 clamp(2 - 2w, 0, 1))."
+    )
 
     def __post_init__(self) -> None:
         check_choice("advantage_scale", self.advantage_scale, ADVANTAGE_SCALES)
@@ -135,6 +149,12 @@ GCPO = AlgorithmPreset(
 sum(ratio A w) / sum(w), KL beta 0.03 relaxed on credited tokens."""
 
 PRESETS: dict[str, AlgorithmPreset] = {p.name: p for p in (GRPO, DAPO, GCPO)}
+
+
+def credit_preset(preset: AlgorithmPreset) -> AlgorithmPreset:
+    """The preset itself when it gives token credit, else GCPO's credit settings (so that a
+    GRPO or DAPO run can still be asked where GCPO would have put the credit)."""
+    return preset if preset.uses_credit else GCPO
 
 
 def get_preset(name: str) -> AlgorithmPreset:

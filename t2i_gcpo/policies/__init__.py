@@ -1,7 +1,19 @@
-"""Policies: the interface GCPO trains (`Policy`, `Rollout`) and its model adapters."""
+"""Policies: the interface GCPO trains (`Policy`, `Rollout`), its model adapters, their loading
+by name / folder / hub id, and the scoring of a rollout under a branch."""
 
 from t2i_gcpo.policies.base import NULL_NEGATIVE, Policy, Rollout
 from t2i_gcpo.policies.janus import JanusPolicy
-from t2i_gcpo.policies.loading import BUILTIN_POLICIES, load_policy
+from t2i_gcpo.policies.loading import POLICIES, load_policy, register_policy
+from t2i_gcpo.policies.scoring import negative_logprobs, teacher_forced_logprobs
 
-__all__ = ["BUILTIN_POLICIES", "NULL_NEGATIVE", "JanusPolicy", "Policy", "Rollout", "load_policy"]
+__all__ = [
+    "NULL_NEGATIVE",
+    "POLICIES",
+    "JanusPolicy",
+    "Policy",
+    "Rollout",
+    "load_policy",
+    "negative_logprobs",
+    "register_policy",
+    "teacher_forced_logprobs",
+]

@@ -119,6 +119,12 @@ class Policy(abc.ABC):
         """The dtype of the model's trainable parameters."""
 
     @property
+    def default_cfg_scale(self) -> float:
+        """The guidance scale this policy samples with when none is given (5.0, the Janus-Pro
+        reference recipe's, unless the model says otherwise)."""
+        return 5.0
+
+    @property
     def num_tokens(self) -> int:
         """T = H * W, the number of image tokens per sample."""
         height, width = self.grid

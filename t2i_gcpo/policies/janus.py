@@ -15,9 +15,6 @@ attention mask, in sampling and in teacher forcing alike, so both compute the sa
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
@@ -30,6 +27,7 @@ from transformers import (
 )
 from transformers.utils import cached_file
 
+from t2i_gcpo.files import atomic_path
 from t2i_gcpo.policies.base import NULL_NEGATIVE, Policy, Rollout
 
 BOI_TOKEN = "<begin_of_image>"
@@ -280,27 +278,12 @@ class JanusPolicy(Policy):
         return cls(model, load_janus_tokenizer(path_or_id), gradient_checkpointing)
 
     def save(self, directory: str | Path) -> Path:
-        """Write model (safetensors) and tokenizer to `directory` atomically; return its path.
-
-        Everything is written to a sibling `<name>.tmp-*` folder first and renamed into place,
-        so a crash leaves either the old checkpoint or the new one, never a half-written one.
-        """
+        """Write model (safetensors) and tokenizer to `directory` atomically; return its path
+        (a crash leaves either the old folder or the new one, never a half-written one)."""
         target = Path(directory).expanduser().resolve()
-        if target.is_file():
-            raise ValueError(f"directory must be a folder path, got the file {target}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        try:
+        with atomic_path(target, folder=True) as staging:
             self.model.save_pretrained(staging, safe_serialization=True)
             self.tokenizer.save_pretrained(staging)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        retired = target.with_name(f"{target.name}.old-{uuid.uuid4().hex[:8]}")
-        if target.exists():
-            os.replace(target, retired)
-        os.replace(staging, target)
-        shutil.rmtree(retired, ignore_errors=True)
         return target
 
     # -- properties -----------------------------------------------------------------------
@@ -310,6 +293,12 @@ class JanusPolicy(Policy):
         """(H, W) of image tokens: the VQ latent grid."""
         side = self.model.config.vq_config.num_patches
         return side, side
+
+    @property
+    def default_cfg_scale(self) -> float:
+        """generation_config.guidance_scale when the checkpoint sets it, else 5.0."""
+        scale = getattr(self.model.generation_config, "guidance_scale", None)
+        return float(scale) if scale is not None else super().default_cfg_scale
 
     @property
     def codebook_size(self) -> int:

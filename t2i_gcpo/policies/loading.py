@@ -1,4 +1,9 @@
-"""`load_policy`: one entry point from a name, a local folder or a hub id to a Policy."""
+"""`load_policy`: one entry point from a name, a local folder or a hub id to a Policy.
+
+Names come from POLICIES: factories registered with `register_policy` or published by
+installed packages under the entry-point group "t2i_gcpo.policies" (the shapes world publishes
+"shapes" this way), each called as factory(dtype=..., device=...).
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,18 @@ from pathlib import Path
 
 import torch
 
+from reward_models.registry import PluginRegistry
 from t2i_gcpo.policies.base import Policy
 from t2i_gcpo.policies.janus import JanusPolicy
 
-
-def _shapes_policy(dtype=None, device=None) -> Policy:
-    """The shapes world's pretrained tiny Janus, shipped with the package."""
-    from t2i_gcpo.toy.assets import load_shapes_policy
-
-    return load_shapes_policy(dtype=dtype, device=device)
+POLICIES = PluginRegistry("policy", "t2i_gcpo.policies")
+"""Policy names -> factories called as factory(dtype=..., device=...)."""
 
 
-BUILTIN_POLICIES: dict[str, Callable[..., Policy]] = {"shapes": _shapes_policy}
-"""Built-in policy names -> factories called as factory(dtype=..., device=...)."""
+def register_policy(name: str):
+    """Decorator: make `factory(dtype=None, device=None) -> Policy` loadable as `name`."""
+    return POLICIES.register(name)
+
 
 SUPPORTED_MODEL_TYPES: dict[str, Callable[..., Policy]] = {"janus": JanusPolicy.from_pretrained}
 """config.json `model_type` -> loader(path_or_id, dtype=..., device=...)."""
@@ -37,10 +41,10 @@ def _looks_like_path(name: str) -> bool:
 
 def _expected() -> str:
     """What load_policy accepts, for error messages."""
-    builtins = ", ".join(sorted(BUILTIN_POLICIES)) or "none yet"
+    builtins = ", ".join(POLICIES.names()) or "none installed"
     return (
         "a folder with config.json and model weights (model_type one of "
-        f"{sorted(SUPPORTED_MODEL_TYPES)}), a hub id 'owner/name', or a built-in name "
+        f"{sorted(SUPPORTED_MODEL_TYPES)}), a hub id 'owner/name', or a policy name "
         f"({builtins})"
     )
 
@@ -75,14 +79,15 @@ def load_policy(
     dtype: torch.dtype | str | None = None,
     device: torch.device | str | None = None,
 ) -> Policy:
-    """A built-in name, a local model folder or a hub id 'owner/name' -> Policy.
+    """A policy name (POLICIES), a local model folder or a hub id 'owner/name' -> Policy.
 
     Tried in that order. A missing path raises FileNotFoundError; a folder of an unsupported
     model_type raises ValueError listing the supported ones.
     """
     name = str(name_or_path)
-    if name in BUILTIN_POLICIES:
-        return BUILTIN_POLICIES[name](dtype=dtype, device=device)
+    factory = POLICIES.get(name) if not isinstance(name_or_path, Path) else None
+    if factory is not None:
+        return factory(dtype=dtype, device=device)
     path = Path(name).expanduser()
     if path.is_dir():
         return _load_local(path, dtype, device)

@@ -7,8 +7,6 @@ it with a tiny step budget.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -19,13 +17,13 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from tqdm.auto import tqdm
 
+from t2i_gcpo.files import atomic_path
 from t2i_gcpo.toy.models import (
     CLIP_MEAN,
     CLIP_STD,
+    janus_policy,
     register_open_clip_configs,
     shapes_clip_config,
-    shapes_generation_config,
-    shapes_janus_config,
     shapes_tokenizer,
 )
 from t2i_gcpo.toy.scenes import BACKGROUND, all_contrastive, caption, random_scenes
@@ -363,32 +361,11 @@ def _scaled(table: dict[str, int], stage: str, scale: float, minimum: int) -> in
     )
 
 
-def _write_atomically(out: Path, write) -> Path:
-    """Call write(tmp_folder), then rename tmp_folder to `out` (replacing it)."""
-    out = Path(out)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if out.exists():
-        old = out.with_name(f"{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
-    return out
-
-
 def build_assets(
     out: str | Path, seed: int = 0, steps_scale: float = 1.0, progress: bool = True
 ) -> dict:
     """Train every shapes-world asset into `out` (policy/, clip/, aesthetic.safetensors,
     build_report.json); returns the report. The folder appears whole or not at all."""
-    from transformers import JanusForConditionalGeneration
-
-    from t2i_gcpo.policies.janus import JanusPolicy
-
     register_open_clip_configs()
     report: dict = {"seed": seed, "steps_scale": steps_scale, "seconds": {}}
     steps = {s: _scaled(STAGE_STEPS, s, steps_scale, 2) for s in STAGE_STEPS}
@@ -397,16 +374,17 @@ def build_assets(
 
     def write(folder: Path) -> None:
         clock = time.perf_counter()
-        torch.manual_seed(seed)
-        model = JanusForConditionalGeneration(shapes_janus_config())
-        model.generation_config = shapes_generation_config()
+        policy = janus_policy("shapes-janus", seed=seed)
         report["vq"] = train_vq(
-            model.model.vqmodel, steps["vq"], seed=seed, n_scenes=scenes["vq"], progress=progress
+            policy.model.model.vqmodel,
+            steps["vq"],
+            seed=seed,
+            n_scenes=scenes["vq"],
+            progress=progress,
         )
         report["seconds"]["vq"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        policy = JanusPolicy(model, shapes_tokenizer())
         report["policy"] = pretrain_policy(
             policy, steps["policy"], seed=seed, n_scenes=scenes["policy"], progress=progress
         )
@@ -417,7 +395,8 @@ def build_assets(
         report["bytes"] = {p.name: _size(p) for p in sorted(folder.iterdir())}
         (folder / "build_report.json").write_text(json.dumps(report, indent=2))
 
-    _write_atomically(Path(out), write)
+    with atomic_path(out, folder=True) as staging:
+        write(staging)
     return report
 
 

@@ -1,6 +1,14 @@
-"""Architectures of the shapes world's tiny models: tokenizer, Janus policy config, CLIP config.
+"""Architectures of the toy models as small JSON configs (model_configs/), built by one factory.
 
-Each is a small, fixed config so that `t2i-gcpo toy build` and the tests build the same models.
+`janus_policy(name)` builds a random-init JanusPolicy (a JanusForConditionalGeneration and a
+word-level tokenizer) from model_configs/<name>.json: "shapes-janus" is the shapes world's
+policy before pretraining, "tiny-janus" the tiny model the tests and benchmarks use (a few
+overrides, e.g. grid, reshape it). The shapes world's CLIP is model_configs/shapes-clip.json,
+in open_clip's format.
+
+Image-token grid: `grid x grid` tokens; the VQ decoder upsamples by
+2 ** (len(channel_multiplier) - 1), so images are grid * that many pixels on a side. The
+word-level tokenizer has no chat template, so prompts are formatted as `bos + words + boi`.
 """
 
 from __future__ import annotations
@@ -9,18 +17,21 @@ import json
 from pathlib import Path
 
 import open_clip
+import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import (
     GenerationConfig,
     JanusConfig,
+    JanusForConditionalGeneration,
     JanusVisionConfig,
     JanusVQVAEConfig,
     LlamaConfig,
     PreTrainedTokenizerFast,
 )
 
-from t2i_gcpo.toy.scenes import COLORS, IMAGE_SIZE, SHAPES
+from t2i_gcpo.policies.janus import JanusPolicy
 
+MODEL_CONFIGS = Path(__file__).parent / "model_configs"
 SPECIAL_TOKENS = (
     "<unk>",
     "<bos>",
@@ -30,38 +41,28 @@ SPECIAL_TOKENS = (
     "<end_of_image>",
     "<image_placeholder>",
 )
+"""Special tokens of every toy tokenizer; their ids are their positions (unk 0 ... image 6)."""
 UNK, BOS, EOS, PAD, BOI, EOI, IMAGE = range(len(SPECIAL_TOKENS))
-WORDS = (
-    "a",
-    "an",
-    "the",
-    "at",
-    "and",
-    "top",
-    "bottom",
-    "left",
-    "right",
-    "center",
-    "of",
-    "photo",
-    *COLORS,
-    *SHAPES,
-)
-TEXT_VOCAB_SIZE = 32
-GRID = 8  # image tokens per side: 32 px images, 4 px per token
-CODEBOOK_SIZE = 512
-HIDDEN = 128
-MODEL_CONFIGS = Path(__file__).parent / "model_configs"
 CLIP_MEAN = (0.5, 0.5, 0.5)
 CLIP_STD = (0.5, 0.5, 0.5)
 
 
-def shapes_tokenizer(append_eos: bool = False) -> PreTrainedTokenizerFast:
-    """Word-level tokenizer over WORDS (lower-cased). `append_eos` ends every text with <eos>
-    (the CLIP text tower pools there); the policy's tokenizer adds nothing."""
+def model_config(name: str) -> dict:
+    """The JSON config model_configs/<name>.json as a dict."""
+    path = MODEL_CONFIGS / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in MODEL_CONFIGS.glob("*.json"))
+        raise ValueError(f"no toy model config {name!r}; known: {known}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def word_tokenizer(words: list[str], vocab_size: int, append_eos: bool = False):
+    """A lower-casing word-level tokenizer over SPECIAL_TOKENS + `words`. `append_eos` ends
+    every text with <eos> (the CLIP text tower pools there); the policy's adds nothing."""
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    vocab.update({word: len(SPECIAL_TOKENS) + i for i, word in enumerate(WORDS)})
-    assert len(vocab) <= TEXT_VOCAB_SIZE, "the word list outgrew TEXT_VOCAB_SIZE"
+    vocab.update({word: len(SPECIAL_TOKENS) + i for i, word in enumerate(words)})
+    if len(vocab) > vocab_size:
+        raise ValueError(f"{len(vocab)} tokens do not fit a text vocabulary of {vocab_size}")
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -76,65 +77,149 @@ def shapes_tokenizer(append_eos: bool = False) -> PreTrainedTokenizerFast:
         eos_token="<eos>",
         pad_token="<pad>",
         additional_special_tokens=list(SPECIAL_TOKENS[4:]),
-        padding_side="left" if not append_eos else "right",
+        padding_side="right" if append_eos else "left",
     )
     tokenizer.do_lower_case = True
     return tokenizer
 
 
-def shapes_janus_config() -> JanusConfig:
-    """The tiny Janus of the shapes world: a 4-layer Llama over an 8 x 8 grid of 128 codes."""
-    text = LlamaConfig(
-        vocab_size=TEXT_VOCAB_SIZE,
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=128,
+def janus_config(spec: dict) -> JanusConfig:
+    """A JanusConfig from a toy model spec (see model_configs/*-janus.json)."""
+    text, grid, patch = spec["text"], spec["grid"], spec["patch_size"]
+    hidden = text["hidden_size"]
+    text_config = LlamaConfig(
+        vocab_size=spec["text_vocab_size"],
+        hidden_size=hidden,
+        intermediate_size=text["mlp_ratio"] * hidden,
+        num_hidden_layers=text["num_hidden_layers"],
+        num_attention_heads=text["num_attention_heads"],
+        num_key_value_heads=text["num_attention_heads"],
+        max_position_embeddings=spec["max_text_tokens"] + grid * grid,
         bos_token_id=BOS,
         eos_token_id=EOS,
         pad_token_id=PAD,
     )
-    vision = JanusVisionConfig(  # the understanding tower: unused by generation, kept minimal
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=IMAGE_SIZE // GRID,
-        projection_dim=HIDDEN,
-        num_image_tokens=GRID * GRID,
+    vision_config = JanusVisionConfig(  # the understanding tower: unused by generation
+        **spec["vision"],
+        image_size=grid * patch,
+        patch_size=patch,
+        projection_dim=hidden,
+        num_image_tokens=grid * grid,
     )
-    vq = JanusVQVAEConfig(
-        embed_dim=16,
-        num_embeddings=CODEBOOK_SIZE,
-        latent_channels=64,
-        base_channels=32,
-        channel_multiplier=[1, 1, 2],
-        num_res_blocks=0,
-        projection_dim=HIDDEN,
-        image_token_embed_dim=HIDDEN,
+    vq_config = JanusVQVAEConfig(**spec["vq"], projection_dim=hidden, image_token_embed_dim=hidden)
+    return JanusConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        vq_config=vq_config,
+        image_token_id=IMAGE,
     )
-    return JanusConfig(text_config=text, vision_config=vision, vq_config=vq, image_token_id=IMAGE)
 
 
-def shapes_generation_config() -> GenerationConfig:
-    """Generation settings saved with the policy (special ids and the image-start token)."""
+def generation_config(spec: dict) -> GenerationConfig:
+    """Special ids, the image-start token and the default guidance scale of a toy policy.
+
+    A fresh GenerationConfig, not one derived from the model config: those are saved with
+    `_from_model_config: true`, and loading such a file drops extra keys like generation_kwargs.
+    """
     return GenerationConfig(
         bos_token_id=BOS,
         pad_token_id=PAD,
         eos_token_id=EOS,
         generation_kwargs={"boi_token_id": BOI},
+        guidance_scale=spec.get("guidance_scale"),
+    )
+
+
+def _redraw_weights(model: JanusForConditionalGeneration, std: float, seed: int) -> None:
+    """Re-draw every non-VQ weight matrix from N(0, std^2) so the logits are far from uniform."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim >= 2 and not name.startswith("model.vqmodel."):
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+
+
+def janus_policy(
+    name: str,
+    seed: int = 0,
+    init_std: float | None = None,
+    dtype: torch.dtype = torch.float32,
+    **overrides,
+) -> JanusPolicy:
+    """A random-init JanusPolicy of model_configs/<name>.json.
+
+    overrides: `grid`, `hidden_size`, `num_layers`, `codebook_size` replace the config's.
+    `init_std` re-draws the non-VQ matrices with that std (the default init of 0.02 gives
+    near-uniform logits, so the two CFG branches would hardly differ); None keeps it.
+    """
+    spec = _with_overrides(model_config(name), overrides)
+    torch.manual_seed(seed)
+    model = JanusForConditionalGeneration(janus_config(spec))
+    if init_std is not None:
+        _redraw_weights(model, init_std, seed)
+    model.generation_config = generation_config(spec)
+    tokenizer = word_tokenizer(spec["words"], spec["text_vocab_size"])
+    return JanusPolicy(model.to(dtype), tokenizer)
+
+
+def _with_overrides(spec: dict, overrides: dict) -> dict:
+    """A copy of a spec with the supported overrides applied."""
+    places = {
+        "grid": ("grid",),
+        "hidden_size": ("text", "hidden_size"),
+        "num_layers": ("text", "num_hidden_layers"),
+        "codebook_size": ("vq", "num_embeddings"),
+    }
+    unknown = sorted(set(overrides) - set(places))
+    if unknown:
+        raise ValueError(f"unknown overrides {unknown}; supported: {sorted(places)}")
+    spec = json.loads(json.dumps(spec))
+    for key, value in overrides.items():
+        *parents, leaf = places[key]
+        target = spec
+        for parent in parents:
+            target = target[parent]
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be a positive int, got {value!r}")
+        target[leaf] = value
+    return spec
+
+
+def tiny_janus_policy(
+    grid: int = 4,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    codebook_size: int = 64,
+    seed: int = 0,
+    init_std: float | None = 0.3,
+    dtype: torch.dtype = torch.float32,
+) -> JanusPolicy:
+    """The tiny random Janus the tests and benchmarks use (model_configs/tiny-janus.json):
+    built on the CPU in well under a second, no download."""
+    return janus_policy(
+        "tiny-janus",
+        seed=seed,
+        init_std=init_std,
+        dtype=dtype,
+        grid=grid,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        codebook_size=codebook_size,
     )
 
 
 def shapes_clip_config() -> dict:
     """open_clip model_cfg of the shapes world's CLIP (model_configs/shapes-clip.json)."""
-    return json.loads((MODEL_CONFIGS / "shapes-clip.json").read_text())
+    return model_config("shapes-clip")
+
+
+def shapes_tokenizer(append_eos: bool = False) -> PreTrainedTokenizerFast:
+    """The shapes world's word-level tokenizer (the policy's; with `append_eos`, the CLIP's)."""
+    spec = model_config("shapes-janus")
+    return word_tokenizer(spec["words"], spec["text_vocab_size"], append_eos)
 
 
 def register_open_clip_configs() -> None:
     """Make open_clip.create_model("shapes-clip") build the shapes world's CLIP architecture."""
     if "shapes-clip" not in open_clip.list_models():
-        open_clip.add_model_config(MODEL_CONFIGS)
+        open_clip.add_model_config(MODEL_CONFIGS / "shapes-clip.json")

@@ -5,7 +5,6 @@ work the same in scripts, in training and in notebooks (where `display(fig)` sho
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,9 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from t2i_gcpo.credit_probe import CreditProbe
+from t2i_gcpo.files import atomic_path
 from t2i_gcpo.viz.maps import overlay, upsample, value_range
+from t2i_gcpo.viz.probe import CreditProbe
 
 PANELS = (
     ("credit", "credit (overlay)", "inferno"),
@@ -108,13 +108,10 @@ def group_figure(
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write `fig` as PNG to `path` (via a temporary file and a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    fig.savefig(partial, dpi=dpi, format="png", bbox_inches="tight")
-    os.replace(partial, path)
-    return path
+    """Write `fig` as PNG to `path` (via a hidden file and a rename)."""
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=dpi, format="png", bbox_inches="tight")
+    return Path(path)
 
 
 def figure_array(fig: Figure, dpi: int = 90) -> torch.Tensor:

@@ -7,10 +7,11 @@ import base64
 import html
 import io
 import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+
+from t2i_gcpo.files import write_text_atomic
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }
@@ -23,15 +24,6 @@ td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .meta { font-size: 13px; color: #444; }
 """
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-    return path
 
 
 def page(title: str, body: str) -> str:
@@ -81,12 +73,6 @@ def write_gallery(
                 raise FileNotFoundError(f"gallery image {out / name} does not exist")
             parts.append(figure_html(Path(name).as_posix(), caption))
     return write_text_atomic(out / "index.html", page(title, "\n".join(parts)))
-
-
-def referenced_files(document: str) -> list[str]:
-    """The src/href targets of a page that are neither data URIs nor anchors."""
-    targets = re.findall(r'(?:src|href)="([^"]+)"', document)
-    return [t for t in targets if not t.startswith(("data:", "#"))]
 
 
 # -- training report --------------------------------------------------------------------------

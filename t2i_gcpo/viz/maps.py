@@ -8,11 +8,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from t2i_gcpo.credit_probe import token_maps
-
 UPSAMPLING = ("nearest", "smooth")
 
 __all__ = ["UPSAMPLING", "colorize", "overlay", "token_maps", "upsample"]
+
+
+def token_maps(values: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """values (T,) or (N, T) in raster order -> (H, W) or (N, H, W) for grid (H, W)."""
+    rows, cols = grid
+    if values.ndim not in (1, 2) or values.shape[-1] != rows * cols:
+        raise ValueError(
+            f"expected (T,) or (N, T) values with T = {rows} * {cols} = {rows * cols} tokens; "
+            f"got shape {tuple(values.shape)}"
+        )
+    return values.reshape(*values.shape[:-1], rows, cols)
 
 
 def upsample(values: torch.Tensor, size: tuple[int, int], mode: str = "nearest") -> torch.Tensor:

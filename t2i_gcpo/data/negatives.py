@@ -1,9 +1,11 @@
-"""Negative prompts of the GCPO credit contrast, one per prompt record.
+"""Negative prompts of the GCPO credit contrast: the one place a negative mode becomes captions.
 
-Modes (algo.negative): "null" is the CFG null prompt (no caption: returns None); "caption" is
-each record's own `negative_prompt`; "swap" derives a contrastive caption by swapping one
-colour word of the prompt for another colour, or, when it names no colour, one object word for
-another object. The swap is deterministic: it depends only on the prompt and the seed.
+Modes (algo.negative, `t2i-gcpo heatmap --negative-mode`): "null" is the CFG null prompt (no
+caption: the resolver returns None); "caption" is each record's own `negative_prompt`; "swap"
+derives a contrastive caption by swapping one colour word of the prompt for another colour, or,
+when it names no colour, one object word for another object. The swap is deterministic: it
+depends only on the prompt and the seed. A record that a mode cannot serve is an error that
+names it; nothing falls back to another mode.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ import random
 import re
 from collections.abc import Sequence
 
-from t2i_gcpo.prompts import PromptRecord
-from t2i_gcpo.toy.scenes import COLORS, SHAPES
+from t2i_gcpo.algos import NEGATIVE_MODES
+from t2i_gcpo.data.prompts import PromptRecord
 
 COLOR_GROUPS: tuple[tuple[str, ...], ...] = (
-    tuple(COLORS),
+    ("red", "green", "blue", "yellow", "purple", "cyan"),
     ("black", "white", "orange", "pink", "brown", "gray", "grey", "gold", "silver"),
 )
-"""Colour words; a colour is swapped for another of its own group (the shapes world's six
-colours first, so shapes prompts stay inside its vocabulary)."""
+"""Colour words; a colour is swapped for another of its own group (so a prompt written with the
+first group's colours, as the shapes world's are, keeps to them)."""
 
 OBJECT_GROUPS: tuple[tuple[str, ...], ...] = (
-    SHAPES,
+    ("circle", "square", "triangle"),
     ("star", "heart", "cat", "dog", "bird", "horse", "cow", "house", "tree", "car", "bus",
      "boat", "apple", "banana", "cup", "chair", "clock", "flower", "person"),
 )  # fmt: skip
@@ -64,28 +66,36 @@ def swap_caption(prompt: str, seed: int = 0) -> str:
     raise ValueError(
         f"cannot derive a swapped caption from prompt {prompt!r}: it names no colour "
         f"({', '.join(COLOR_GROUPS[0])}, ...) and no object word ({', '.join(OBJECT_GROUPS[0])}, "
-        "...); give it a negative_prompt and use algo.negative 'caption', or use 'null'"
+        "...); give it a negative_prompt and use the 'caption' negative, or use 'null'"
     )
 
 
-def record_negatives(
+def resolve_negatives(
     records: Sequence[PromptRecord], mode: str, seed: int = 0, source: str = "the prompts"
 ) -> list[str] | None:
     """One negative caption per record for `mode` ("caption", "swap"), or None for "null".
 
-    Raises ValueError naming `source` and the first prompt without a usable negative.
+    Raises ValueError naming `source` and the first prompt the mode cannot serve.
     """
+    if mode not in NEGATIVE_MODES:
+        raise ValueError(
+            f"negative mode {mode!r} is not supported; expected one of {NEGATIVE_MODES}"
+        )
     if mode == "null":
         return None
     if mode == "swap":
-        return [swap_caption(record.prompt, seed) for record in records]
-    if mode != "caption":
-        raise ValueError(f"negative mode {mode!r} is not supported; expected null, caption, swap")
+        captions = []
+        for number, record in enumerate(records, start=1):
+            try:
+                captions.append(swap_caption(record.prompt, seed))
+            except ValueError as err:
+                raise ValueError(f"{source}: prompt {number}: {err}") from None
+        return captions
     for number, record in enumerate(records, start=1):
         if not record.negative_prompt:
             raise ValueError(
                 f"{source}: prompt {number} ({record.prompt!r}) has no negative_prompt, which "
-                "algo.negative='caption' needs for every prompt; add a \"negative_prompt\" field "
-                "to each JSON line, or use algo.negative 'null' or 'swap'"
+                "the 'caption' negative needs for every prompt; add a \"negative_prompt\" field "
+                "to each JSON line, or use the 'null' or 'swap' negative"
             )
     return [record.negative_prompt for record in records]

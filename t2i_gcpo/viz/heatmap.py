@@ -11,31 +11,30 @@ import torch
 from safetensors.torch import save_file
 
 from t2i_gcpo.algos import GCPO, AlgorithmPreset
-from t2i_gcpo.credit_probe import CreditProbe, probe_credit
-from t2i_gcpo.negatives import swap_caption
+from t2i_gcpo.data import PromptRecord, resolve_negatives
+from t2i_gcpo.files import atomic_path, write_text_atomic
 from t2i_gcpo.viz.figures import group_figure, sample_figure, save_figure
-from t2i_gcpo.viz.html import write_gallery, write_text_atomic
+from t2i_gcpo.viz.html import write_gallery
+from t2i_gcpo.viz.probe import CreditProbe, probe_credit
 
 
-def resolve_negatives(
-    prompts: Sequence[str], negatives: Sequence[str] | None, mode: str | None, seed: int = 0
-) -> list[str] | None:
-    """One negative caption per prompt (explicit ones, or swapped captions), or None for the
-    null prompt; explicit negatives are one for all prompts or one per prompt."""
-    if negatives:
-        if len(negatives) == 1:
-            return list(negatives) * len(prompts)
-        if len(negatives) != len(prompts):
-            raise ValueError(
-                f"--negative was given {len(negatives)} times for {len(prompts)} prompts; give "
-                "it once (for every prompt) or once per --prompt"
-            )
-        return list(negatives)
-    if mode in (None, "null"):
-        return None
-    if mode == "swap":
-        return [swap_caption(p, seed) for p in prompts]
-    raise ValueError(f"negative mode must be null or swap (or give --negative); got {mode!r}")
+def heatmap_records(
+    prompts: Sequence[str], negatives: Sequence[str] | None = None
+) -> list[PromptRecord]:
+    """The prompts as records, with explicit negative captions: one for every prompt or one
+    per prompt (None: no caption)."""
+    negatives = list(negatives or [])
+    if len(negatives) == 1:
+        negatives = negatives * len(prompts)
+    if negatives and len(negatives) != len(prompts):
+        raise ValueError(
+            f"--negative was given {len(negatives)} times for {len(prompts)} prompts; give "
+            "it once (for every prompt) or once per --prompt"
+        )
+    return [
+        PromptRecord(prompt, negatives[i] if negatives else None)
+        for i, prompt in enumerate(prompts)
+    ]
 
 
 def write_probe(
@@ -67,9 +66,9 @@ def write_probe(
     for name in ("rewards", "advantages"):
         if getattr(probe, name) is not None:
             tensors[name] = getattr(probe, name).contiguous()
-    partial = out / ".probe.safetensors.partial"
-    save_file(tensors, partial)
-    written.append(partial.replace(out / "probe.safetensors"))
+    with atomic_path(out / "probe.safetensors") as partial:
+        save_file(tensors, partial)
+    written.append(out / "probe.safetensors")
     summary = {
         "prompts": probe.prompts,
         "negatives": probe.negatives,
@@ -93,22 +92,24 @@ def write_probe(
 
 def run_heatmap(
     policy,
-    prompts: Sequence[str],
+    records: Sequence[PromptRecord],
     out: str | Path,
-    negatives: Sequence[str] | None = None,
-    negative_mode: str | None = None,
+    negative_mode: str = "null",
     samples: int = 4,
     preset: AlgorithmPreset = GCPO,
-    cfg_scale: float = 1.0,
+    cfg_scale: float | None = None,
     seed: int = 0,
     reward=None,
     alpha: float = 0.6,
     mode: str = "nearest",
 ) -> list[Path]:
-    """Probe `policy` on `prompts` and write everything into `out`; returns the files."""
-    chosen = resolve_negatives(prompts, negatives, negative_mode, seed)
+    """Probe `policy` on the records' prompts against `negative_mode`'s negatives (see
+    data.negatives) and write everything into `out`; returns the files."""
+    negatives = resolve_negatives(records, negative_mode, seed, source="--prompt")
     generator = torch.Generator(device=policy.device).manual_seed(seed)
+    scale = policy.default_cfg_scale if cfg_scale is None else cfg_scale
+    prompts = [record.prompt for record in records]
     probe = probe_credit(
-        policy, prompts, chosen, samples, preset, cfg_scale, generator, reward=reward
+        policy, prompts, negatives, samples, preset, scale, generator, reward=reward
     )
     return write_probe(probe, out, alpha, mode)

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reward_models.registry import PluginRegistry
+
 
 @dataclass(frozen=True)
 class PromptRecord:
@@ -72,36 +74,32 @@ def load_prompts(path: str | Path) -> list[PromptRecord]:
     return records
 
 
-def write_prompts(records: list[PromptRecord], path: str | Path) -> None:
-    """Write records as JSON Lines (fields left out when empty)."""
-    lines = []
-    for record in records:
-        obj: dict = {"prompt": record.prompt}
-        if record.negative_prompt:
-            obj["negative_prompt"] = record.negative_prompt
-        if record.metadata:
-            obj["metadata"] = record.metadata
-        lines.append(json.dumps(obj))
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+PROMPT_SETS = PluginRegistry("prompt set", "t2i_gcpo.prompt_sets")
+"""Named prompt sets, used as "<set>:<split>" (e.g. "shapes:train"): a function split -> records,
+registered with `register_prompt_set` or published under the entry-point group
+"t2i_gcpo.prompt_sets" (the shapes world publishes "shapes")."""
 
 
-BUILTIN_PROMPT_SETS = ("shapes:train", "shapes:eval")
-"""Built-in prompt sets: the shapes world's train and held-out eval prompts (the same records
-as prompts/shapes_train.jsonl and prompts/shapes_eval.jsonl, generated in code so an installed
-package needs no data files)."""
-
-
-def shapes_prompt_records(split: str) -> list[PromptRecord]:
-    """The shapes world's "train" or "eval" prompt records, with contrastive negatives."""
-    from t2i_gcpo.toy.scenes import caption, prompt_splits, scene_metadata
-
-    train, held_out = prompt_splits()
-    sets = {"train": train, "eval": held_out}[split]
-    return [PromptRecord(caption(obj), caption(neg), scene_metadata(obj)) for obj, neg in sets]
+def register_prompt_set(name: str):
+    """Decorator: make `fn(split) -> list[PromptRecord]` loadable as "<name>:<split>"."""
+    return PROMPT_SETS.register(name)
 
 
 def resolve_prompts(name_or_path: str | Path) -> list[PromptRecord]:
-    """A built-in prompt-set name (BUILTIN_PROMPT_SETS) or a .jsonl/.txt path -> records."""
-    if str(name_or_path) in BUILTIN_PROMPT_SETS:
-        return shapes_prompt_records(str(name_or_path).split(":", 1)[1])
-    return load_prompts(name_or_path)
+    """A named prompt set "<set>:<split>" or a .jsonl / .txt path -> records.
+
+    An existing file always wins; "<set>:<split>" is looked up in PROMPT_SETS. Raises
+    PromptFileError naming what was tried."""
+    text = str(name_or_path)
+    if Path(text).expanduser().is_file():
+        return load_prompts(Path(text).expanduser())
+    set_name, colon, split = text.partition(":")
+    loader = PROMPT_SETS.get(set_name) if colon and split else None
+    if loader is None:
+        if colon and split:
+            raise PromptFileError(
+                f"{text!r} is neither a prompt file nor a known prompt set; prompt sets: "
+                f"{', '.join(PROMPT_SETS.names()) or 'none'} (used as '<set>:<split>')"
+            )
+        return load_prompts(text)
+    return list(loader(split))

@@ -1,0 +1,74 @@
+"""A rollout's tokens scored under one branch: the one place `logp_neg` is assembled.
+
+GCPO's credit needs log pi(y_t | y_<t, negative) for every sampled token. When the negative is
+the branch that classifier-free guidance sampled against, the rollout already holds those
+numbers (`Rollout.logp_neg`, from the same forward passes); otherwise they cost one no-grad
+teacher-forced pass, run here in minibatches. The trainer, the credit probe and the evaluation
+all call `negative_logprobs`, so they agree on what the credit's negative scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from t2i_gcpo.policies.base import NULL_NEGATIVE, Policy, Rollout
+
+DEFAULT_BATCH = 64
+"""Samples per teacher-forced forward pass when the caller does not say."""
+
+
+def _per_sample(rollout: Rollout, negatives: Sequence[str] | None) -> list[str] | None:
+    """One caption per prompt (aligned with rollout.prompts) -> one per sample."""
+    if negatives is None:
+        return None
+    if isinstance(negatives, str) or len(negatives) != len(rollout.prompts):
+        raise ValueError(
+            f"negatives must be None (the null prompt) or {len(rollout.prompts)} captions, one "
+            f"per prompt of the rollout; got {negatives!r}"
+        )
+    return [negatives[i] for i in rollout.prompt_index.tolist()]
+
+
+@torch.no_grad()
+def teacher_forced_logprobs(
+    policy: Policy,
+    rollout: Rollout,
+    branch: Sequence[str] | str | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """rollout (N samples of T tokens) -> log-probs (N, T) float32 under `branch`, no gradient.
+
+    branch: None scores each sample's own prompt, "null" the null prompt, a list of N captions
+    (one per sample) those captions. `batch_size` samples per forward pass (default 64).
+    """
+    size = batch_size or DEFAULT_BATCH
+    prompts, parts = rollout.sample_prompts, []
+    for start in range(0, rollout.num_samples, size):
+        part = slice(start, start + size)
+        chosen = branch if branch is None or isinstance(branch, str) else list(branch[part])
+        parts.append(policy.token_logprobs(prompts[part], rollout.tokens[part], chosen))
+    return torch.cat(parts).float()
+
+
+def negative_logprobs(
+    policy: Policy,
+    rollout: Rollout,
+    negatives: Sequence[str] | None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """rollout -> log-probs (N, T) under the credit's negative: the null prompt (None) or one
+    caption per prompt (aligned with rollout.prompts).
+
+    When that is the branch the rollout was sampled against, its recorded `logp_neg` is
+    returned as is (no forward pass); `policy` must then be the policy that sampled the
+    rollout, unchanged since.
+    """
+    wanted = None if negatives is None else list(negatives)
+    per_sample = _per_sample(rollout, wanted)
+    recorded = rollout.negative_prompts
+    if recorded == wanted:
+        return rollout.logp_neg.float()
+    branch = NULL_NEGATIVE if per_sample is None else per_sample
+    return teacher_forced_logprobs(policy, rollout, branch, batch_size)
