@@ -51,6 +51,18 @@ class Judge(Protocol):
         """images (N, 3, H, W) in [0, 1], N prompts, N metadata dicts -> N verdicts."""
 
 
+@runtime_checkable
+class WrongVersions(Protocol):
+    """A judge that can also make a right image wrong in one place (for the blame test)."""
+
+    def wrong_version(
+        self, image: torch.Tensor, prompt: str, metadata: dict, seed: int
+    ) -> torch.Tensor | None:
+        """image (3, H, W) that it judges right -> the same image with one object the prompt
+        names redrawn wrongly in place (another class or colour), judged wrong; None when it
+        cannot make one."""
+
+
 class RewardModel(ABC):
     """Base class of rewards: images (N, 3, H, W) in [0, 1], prompts, metadata -> scores (N,)."""
 

@@ -94,6 +94,22 @@ class RewardResult:
     valid: torch.Tensor
     num_dropped: int
 
+    @staticmethod
+    def concat(results: list[RewardResult]) -> RewardResult:
+        """Results of the same rewards -> one, samples appended in order."""
+        return RewardResult(
+            torch.cat([r.total for r in results]),
+            {k: torch.cat([r.per_reward[k] for r in results]) for k in results[0].per_reward},
+            torch.cat([r.valid for r in results]),
+            sum(r.num_dropped for r in results),
+        )
+
+    def subset(self, rows: torch.Tensor) -> RewardResult:
+        """The samples `rows` (indices), in that order."""
+        valid = self.valid[rows]
+        per_reward = {k: v[rows] for k, v in self.per_reward.items()}
+        return RewardResult(self.total[rows], per_reward, valid, int((~valid).sum()))
+
 
 def unique_labels(names: Iterable[str]) -> list[str]:
     """Names made unique by suffixes: ["clip", "clip", "oracle"] -> ["clip", "clip_2", "oracle"]."""
