@@ -8,6 +8,13 @@ approaching 2 for the naive one as the recomputed sequence dominates).
 
     python benchmarks/rollout.py                 # grids 8x8, 16x16, 24x24 on CPU
     python benchmarks/rollout.py --grids 8 16 --hidden-size 128 --device cuda
+
+With --sampler static it times instead the static sampler (a preallocated KV cache whose decode
+step is compiled into a CUDA graph on CUDA) against the dynamic loop, on a Janus-Pro-shaped
+model (--shape janus-pro-1b: its vocabulary, 16,384 codes and 24 x 24 grid, --layers of its
+language model), greedy, both branches of CFG in one batch; tokens must agree (checked):
+
+    python benchmarks/rollout.py --sampler static --layers 4 --images 16 --device cuda
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from t2i_gcpo.policies.janus import (
     extend_mask,
     pick_tokens,
 )
-from t2i_gcpo.toy.models import tiny_janus_policy
+from t2i_gcpo.toy.models import janus_pro_policy, tiny_janus_policy
 
 PROMPTS = ["a red circle above a blue square", "a small green triangle", "a cat", "a big tree"]
 
@@ -81,7 +88,54 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch CPU threads; 1 keeps timings stable on a shared machine, 0 keeps torch's "
         "default (default: 1)",
     )
+    parser.add_argument(
+        "--sampler",
+        choices=("naive", "static"),
+        default="naive",
+        help="what the dynamic (cached) loop is timed against (default: naive)",
+    )
+    parser.add_argument(
+        "--shape", choices=("janus-pro-1b", "janus-pro-7b"), default="janus-pro-1b",
+        help="with --sampler static: the model shape (default: janus-pro-1b)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--images", type=int, default=16, help="with --sampler static: images a rollout"
+    )
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     return parser.parse_args(argv)
+
+
+@torch.no_grad()
+def compare_samplers(args: argparse.Namespace) -> None:
+    """Dynamic against static sampling on a Janus-Pro-shaped model: tokens/s and the ratio."""
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    size = args.shape.rsplit("-", 1)[1]
+    policy = janus_pro_policy(size, num_layers=args.layers, seed=args.seed, dtype=dtype)
+    policy.model.to(device)
+    policy.eval()
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.images)]
+    ids, mask, _ = policy.cfg_batch(prompts, None, 1)
+    results = {}
+    for sampler in ("dynamic", "static"):
+        policy.sampler = sampler
+
+        def run():
+            return policy.generate_tokens(ids, mask, args.cfg_scale, top_k=1)[0]
+
+        run()  # warm-up: allocator, kernels, and for static on CUDA the graph capture
+        results[sampler] = timed(run, device, args.repeats)
+    if not torch.equal(results["dynamic"][0], results["static"][0]):
+        raise RuntimeError("dynamic and static greedy tokens differ")
+    generated = args.images * policy.num_tokens
+    print(
+        f"{args.shape} with {args.layers} layers ({args.dtype}), {args.images} images x "
+        f"{policy.num_tokens} tokens, CFG batch {2 * args.images}, greedy, device {args.device}"
+    )
+    for sampler, (_, seconds) in results.items():
+        print(f"{sampler:>8}: {generated / seconds:10.1f} tokens/s ({seconds:.2f} s)")
+    ratio = results["dynamic"][1] / results["static"][1]
+    print(f"static / dynamic speed: {ratio:.2f}x (the goal on a GPU: >= 3x)")
 
 
 def naive_tokens(policy: JanusPolicy, ids: torch.Tensor, mask: torch.Tensor, cfg_scale: float):
@@ -173,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.sampler == "static":
+        compare_samplers(args)
+        return
     timings = [time_grid(grid, args) for grid in sorted(args.grids)]
     print_table(timings, args)
 

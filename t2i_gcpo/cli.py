@@ -2,7 +2,9 @@
 
 Commands: `train` (GCPO / GRPO / DAPO fine-tuning), `sample` (images from a policy), `eval`
 (rewards, a judge's accuracy and where the credit falls, on a prompt set), `heatmap` (credit
-maps of sampled images), `report` (an HTML page of a training run), and the commands that
+maps of sampled images), `report` (an HTML page of a training run), `export` (a LoRA
+checkpoint merged into a plain policy folder), `reward-server` (a reward
+served over HTTP for the `remote` reward), and the commands that
 installed plug-ins add through the entry-point group "t2i_gcpo.commands" (the shapes world
 adds `toy build`). Input errors (a bad option, prompt file, reward or policy path, found before
 any work starts, or a reward that fails during training) print `t2i-gcpo <command>: error: ...`
@@ -12,11 +14,15 @@ without a traceback and return exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from reward_models.base import RewardError
 from reward_models.registry import PluginRegistry
 from t2i_gcpo import __version__
 from t2i_gcpo.files import atomic_path, write_text_atomic
@@ -77,6 +83,22 @@ def _add_train(commands) -> None:
         help="continue the run in logging.output_dir from its latest checkpoint (its saved "
         "config.yaml is the base; options given here override it)",
     )
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the per-GPU memory one step needs (parameters counted without loading any "
+        "weights) and exit",
+    )
+    train.add_argument(
+        "--processes", type=int, default=1, help="with --dry-run: processes (GPUs) of the run"
+    )
+    train.add_argument(
+        "--zero-stage",
+        type=int,
+        default=0,
+        choices=(0, 1, 2, 3),
+        help="with --dry-run: ZeRO / FSDP sharding stage (1 optimizer, 2 + gradients, 3 + weights)",
+    )
     train.set_defaults(handler=_run_train, takes_overrides=True)
 
 
@@ -92,6 +114,14 @@ def _run_train(args: argparse.Namespace) -> int:
     config = train_config(args, args.overrides)
     if args.print_config:
         print(config.to_yaml(), end="")
+        return 0
+    if args.dry_run:
+        from t2i_gcpo.memory import plan_report
+
+        try:
+            print(plan_report(config, args.processes, args.zero_stage))
+        except (ValueError, OSError) as err:
+            raise InputError(str(err)) from err
         return 0
     from t2i_gcpo.trainer import Trainer, TrainingStopped
 
@@ -154,9 +184,10 @@ def _add_eval(commands) -> None:
         "eval",
         help="score a policy on a prompt set",
         description="Sample every prompt, then report the mean of each --rewards and, with a "
-        "--judge, its accuracy per prompt category and the localization ratio of GCPO's credit "
-        "(share of credit on the objects the judge found over their share of the image; 1.0 = "
-        "uniform) against the null prompt and the prompts' negative captions.",
+        "--judge, its accuracy per prompt category (and their mean, the GenEval score) and where "
+        "GCPO's credit falls on the objects it found: object AUROC, precision at K against its "
+        "chance level, the localization ratio, and with a judge that can redraw an object "
+        "wrongly (shapes-oracle) the blame test's AUROC, against each of --negatives.",
     )
     _add_policy_options(evaluate)
     evaluate.add_argument(
@@ -177,25 +208,40 @@ def _add_eval(commands) -> None:
         metavar="REWARD",
         help="rewards to average: names or YAML mappings like '{name: clip, weight: 1}'",
     )
+    evaluate.add_argument(
+        "--negatives",
+        nargs="+",
+        default=["null", "caption", "attribute", "position"],
+        choices=("null", "caption", "attribute", "position"),
+        help="the negatives the credit figures are measured against (caption: when every "
+        "prompt has one; attribute / position: prompts with GenEval metadata)",
+    )
     evaluate.add_argument("--output-json", default=None, help="also write the results here")
     evaluate.set_defaults(handler=_run_eval)
 
 
 def _add_heatmap(commands) -> None:
     """`t2i-gcpo heatmap`: where the credit goes, for a policy and some prompts."""
-    from t2i_gcpo.algos import NORMALIZATIONS
+    from t2i_gcpo.algos import NEGATIVE_MODES, NORMALIZATIONS
     from t2i_gcpo.viz import UPSAMPLING
 
     heatmap = commands.add_parser(
         "heatmap",
         help="credit heatmaps of sampled images",
-        description="Sample a group per --prompt, score every token under the prompt and a "
+        description="Sample a group per prompt, score every token under the prompt and a "
         "negative, and write credit panels (image | credit | log p | log p negative | "
-        "divergence), group grids, the raw numbers and an index.html gallery to --out.",
+        "divergence), group grids, the raw numbers and an index.html gallery to --out. With "
+        "--judge and prompts from a set or file with metadata, also the credit's object AUROC "
+        "and precision at K on the objects the judge finds.",
     )
     _add_policy_options(heatmap)
+    prompts = heatmap.add_mutually_exclusive_group(required=True)
+    prompts.add_argument("--prompt", action="append", help="a prompt (repeat for more)")
+    prompts.add_argument(
+        "--prompts", help="a prompt file (.jsonl / .txt) or set (shapes:eval): its records"
+    )
     heatmap.add_argument(
-        "--prompt", action="append", required=True, help="a prompt (repeat for more)"
+        "--limit", type=int, default=4, help="with --prompts: its first N records (default: 4)"
     )
     negative = heatmap.add_mutually_exclusive_group()
     negative.add_argument(
@@ -205,10 +251,11 @@ def _add_heatmap(commands) -> None:
     )
     negative.add_argument(
         "--negative-mode",
-        choices=("null", "swap"),
+        choices=NEGATIVE_MODES,
         default=None,
-        help="null: the null prompt (default); swap: the prompt with a colour or object "
-        "word swapped",
+        help="null: the null prompt (default); caption: each record's negative_prompt; swap: "
+        "a colour or object word swapped; attribute: one thing the record's GenEval metadata "
+        "names changed",
     )
     heatmap.add_argument("--samples", type=int, default=4, help="images per prompt (default: 4)")
     heatmap.add_argument(
@@ -219,9 +266,12 @@ def _add_heatmap(commands) -> None:
     )
     heatmap.add_argument(
         "--reward",
-        default="clip",
+        default="shapes-clip",
         help="reward for the titles and advantages: a name or YAML mapping, or 'none' "
-        "(default: clip)",
+        "(default: shapes-clip)",
+    )
+    heatmap.add_argument(
+        "--judge", default=None, help="a reward with a judge() method, e.g. shapes-oracle"
     )
     heatmap.add_argument("--alpha", type=float, default=0.6, help="overlay opacity (0..1)")
     heatmap.add_argument("--upsample", choices=UPSAMPLING, default="nearest")
@@ -229,36 +279,55 @@ def _add_heatmap(commands) -> None:
     heatmap.set_defaults(handler=_run_heatmap)
 
 
+def _heatmap_records(args: argparse.Namespace):
+    """The records of --prompt (with --negative) or of --prompts (its first --limit)."""
+    from t2i_gcpo.data import resolve_prompts
+    from t2i_gcpo.viz.heatmap import heatmap_records
+
+    if args.prompt:
+        return heatmap_records(args.prompt, args.negative)
+    _positive("--limit", args.limit)
+    records = resolve_prompts(args.prompts)[: args.limit]
+    if args.negative:
+        return heatmap_records([r.prompt for r in records], args.negative)
+    return records
+
+
 def _run_heatmap(args: argparse.Namespace) -> int:
     from t2i_gcpo.algos import GCPO
     from t2i_gcpo.data import resolve_negatives
-    from t2i_gcpo.viz.heatmap import heatmap_records, run_heatmap
+    from t2i_gcpo.viz.heatmap import run_heatmap
 
     _positive("--samples", args.samples)
     if not 0.0 <= args.alpha <= 1.0:
         raise InputError(f"--alpha must be in [0, 1], got {args.alpha}")
     mode = "caption" if args.negative else args.negative_mode or "null"
     try:
-        records = heatmap_records(args.prompt, args.negative)
-        resolve_negatives(records, mode, args.seed, source="--prompt")
+        records = _heatmap_records(args)
+        resolve_negatives(records, mode, args.seed, source="the prompts")
     except ValueError as err:
         raise InputError(str(err)) from err
     reward = None if args.reward.lower() == "none" else _eval_reward([args.reward])
+    judge = _eval_judge(args.judge)
     preset = GCPO.replace(normalization=args.normalization)
     policy = _load_policy(args)
-    written = run_heatmap(
-        policy,
-        records,
-        args.out,
-        negative_mode=mode,
-        samples=args.samples,
-        preset=preset,
-        cfg_scale=args.cfg_scale,
-        seed=args.seed,
-        reward=reward,
-        alpha=args.alpha,
-        mode=args.upsample,
-    )
+    try:
+        written = run_heatmap(
+            policy,
+            records,
+            args.out,
+            negative_mode=mode,
+            samples=args.samples,
+            preset=preset,
+            cfg_scale=args.cfg_scale,
+            seed=args.seed,
+            reward=reward,
+            alpha=args.alpha,
+            mode=args.upsample,
+            judge=judge,
+        )
+    except RewardError as err:
+        raise InputError(str(err)) from err
     for path in written:
         print(path)
     print(f"open {Path(args.out) / 'index.html'} in a browser", file=sys.stderr)
@@ -289,6 +358,114 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(commands) -> None:
+    """`t2i-gcpo export`: a LoRA checkpoint merged into a plain policy folder."""
+    export = commands.add_parser(
+        "export",
+        help="merge a LoRA checkpoint's adapters into a plain policy folder",
+        description="Load a policy (a LoRA checkpoint: its adapters over their base), fold the "
+        "adapters into the weights and save a folder that from_pretrained, load_policy and "
+        "every command load with no peft. A policy without adapters is saved as it is.",
+    )
+    export.add_argument("--policy", required=True, help="a checkpoint folder or its policy/")
+    export.add_argument("--out", required=True, help="the folder to write")
+    export.add_argument("--dtype", default=None, choices=("float32", "bfloat16"))
+    export.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from t2i_gcpo.policies import load_policy
+    from t2i_gcpo.policies.lora import merge_adapters
+
+    try:
+        policy = load_policy(_policy_folder(args.policy), dtype=args.dtype, device="cpu")
+    except (ValueError, OSError) as err:
+        raise InputError(str(err)) from err
+    merged = merge_adapters(policy) if getattr(policy, "adapter", None) is not None else policy
+    print(merged.save(args.out))
+    return 0
+
+
+def _add_reward_server(commands) -> None:
+    """`t2i-gcpo reward-server`: serve a reward over HTTP for remote scoring."""
+    server = commands.add_parser(
+        "reward-server",
+        help="serve a reward over HTTP (the 'remote' reward scores through it)",
+        description="Load a reward (a built-in, 'file.py:attr', 'module:attr' or a plug-in) and "
+        "serve it: GET /health, POST /score (images as a safetensors document, prompts and "
+        "metadata as JSON; nothing is unpickled). Requests that arrive together are scored in "
+        "one batch on --device. Training scores through it with rewards.models: [{name: remote, "
+        "kwargs: {url: http://HOST:PORT}}].",
+    )
+    server.add_argument("--reward", required=True, help="the reward to serve (a name)")
+    server.add_argument(
+        "--kwargs", default=None, help="its keyword arguments as a YAML mapping, e.g. '{scale: 50}'"
+    )
+    server.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    server.add_argument("--port", type=int, default=8765, help="port (0: a free one)")
+    server.add_argument("--device", default=None, help="device the reward runs on (e.g. cuda:1)")
+    server.add_argument(
+        "--token",
+        default=os.environ.get("T2I_GCPO_REWARD_TOKEN"),
+        help="require 'Authorization: Bearer TOKEN' (default: $T2I_GCPO_REWARD_TOKEN); needed "
+        "for any --host but loopback",
+    )
+    server.add_argument("--max-batch", type=int, default=64, help="images per reward call")
+    server.add_argument(
+        "--batch-window", type=float, default=0.005, help="seconds to wait for more requests"
+    )
+    server.add_argument("--max-images", type=int, default=256, help="images per request at most")
+    server.add_argument("--max-side", type=int, default=1024, help="image side at most (pixels)")
+    server.set_defaults(handler=_run_reward_server)
+
+
+def _run_reward_server(args: argparse.Namespace) -> int:
+    import inspect
+
+    import yaml
+
+    from reward_models.registry import load_reward, resolve_reward
+    from reward_models.server import RewardService, announce, serve
+    from reward_models.wire import Limits
+
+    for name in ("max_batch", "max_images", "max_side"):
+        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    try:
+        kwargs = yaml.safe_load(args.kwargs) if args.kwargs else {}
+        if not isinstance(kwargs, dict):
+            raise InputError(f"--kwargs must be a YAML mapping, got {args.kwargs!r}")
+        target = resolve_reward(args.reward)
+        if args.device and "device" in inspect.signature(target).parameters:
+            kwargs.setdefault("device", args.device)
+        reward = load_reward(args.reward, **kwargs)
+        limits = Limits(max_images=args.max_images, max_side=args.max_side)
+        service = RewardService(
+            reward, args.reward, limits, args.max_batch, args.batch_window, args.device
+        )
+        server = serve(service, args.host, args.port, args.token)
+    except (ValueError, OSError, yaml.YAMLError) as err:
+        raise InputError(str(err)) from err
+    announce(server, args.reward)
+    try:
+        with stop_on_term():
+            server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+@contextlib.contextmanager
+def stop_on_term():
+    """Turn SIGTERM into KeyboardInterrupt inside the block (a server stops the same way)."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _positive(name: str, value: int) -> None:
     """Raise InputError unless value >= 1."""
     if value < 1:
@@ -298,7 +475,8 @@ def _positive(name: str, value: int) -> None:
 def _policy_folder(name: str) -> str:
     """A checkpoint folder (holding policy/) stands for its policy; anything else is as given."""
     folder = Path(name).expanduser() / "policy"
-    return str(folder) if (folder / "config.json").is_file() else name
+    saved = (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+    return str(folder) if saved else name
 
 
 def _load_policy(args: argparse.Namespace):
@@ -395,16 +573,28 @@ def _run_eval(args: argparse.Namespace) -> int:
     results: dict = {"policy": args.policy, "prompts": args.prompts, "samples_per_prompt": n}
     try:
         figures = evaluate_policy(
-            policy, records, n, args.cfg_scale, reward=reward, judge=judge, seed=args.seed
+            policy,
+            records,
+            n,
+            args.cfg_scale,
+            reward=reward,
+            judge=judge,
+            negative_views=args.negatives,
+            seed=args.seed,
         )
     except RewardError as err:
         raise InputError(str(err)) from err
-    groups = {"oracle": "judge_accuracy", "localization": "credit_localization"}
-    groups["reward"] = "rewards"
-    for prefix, name in groups.items():
+    for prefix, name in (("oracle", "judge_accuracy"), ("reward", "rewards")):
         chosen = {k.split("/", 1)[1]: v for k, v in figures.items() if k.startswith(prefix + "/")}
         if chosen:
             results[name] = chosen
+    credit: dict = {}
+    for key, value in figures.items():
+        if key.startswith("credit/"):
+            _, view, name = key.split("/")
+            credit.setdefault(view, {})[name] = value
+    if credit:
+        results["credit"] = credit
     text = json.dumps(results, indent=2)
     print(text)
     if args.output_json:
@@ -430,6 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(commands)
     _add_heatmap(commands)
     _add_report(commands)
+    _add_export(commands)
+    _add_reward_server(commands)
     for name in COMMANDS.names():
         COMMANDS.get(name)(commands)
     return parser

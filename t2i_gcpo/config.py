@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from t2i_gcpo.algos import PRESETS, AlgorithmPreset, get_preset
+from t2i_gcpo.data.negatives import NEGATIVE_VIEWS
 
 POLICY_DTYPES = ("float32", "bfloat16")
 DEVICES = ("auto", "cpu")
@@ -28,6 +29,7 @@ CFG_NEGATIVES = ("algo", "null")
 NONFINITE_POLICIES = ("error", "drop")
 SCHEDULES = ("constant", "cosine")
 TRACKERS = ("tensorboard", "wandb", "none")
+SAMPLERS = ("auto", "dynamic", "static")
 
 
 class ConfigError(ValueError):
@@ -77,7 +79,10 @@ class PolicyConfig:
     plug-in's), a local folder written by `policy.save` (e.g. a checkpoint's policy/ folder)
     or a hub id 'owner/name'."""
     dtype: str = "float32"
-    """Weights dtype: "float32" or "bfloat16"."""
+    """Compute dtype: "float32", or "bfloat16" (mixed precision: full fine-tuning keeps float32
+    master weights and optimizer state and computes in bfloat16 through accelerate; with LoRA
+    the base weights are stored in bfloat16 and the adapters and their optimizer state in
+    float32). Log-probs and the loss are float32 either way."""
     device: str = "auto"
     """"auto": the device accelerate gives each process (its GPU when launched on GPUs, else
     the CPU); "cpu": force the CPU."""
@@ -86,12 +91,48 @@ class PolicyConfig:
     cpu_threads: int | None = None
     """torch's CPU threads in each process (null: torch's default). Small models on a shared
     CPU run fastest with 1: more threads than free cores can slow a step tenfold."""
+    lora: dict | None = None
+    """Train LoRA adapters on the language model instead of every weight: {r, alpha, dropout,
+    target_modules} (defaults 16, 2r, 0.0, every attention and MLP projection); null: full
+    fine-tuning. The KL reference is then the same model with its adapters off (no second
+    copy), and checkpoints hold the adapters (`t2i-gcpo export` merges them)."""
 
     def __post_init__(self) -> None:
         _non_empty("policy.name", self.name)
         _choice("policy.dtype", self.dtype, POLICY_DTYPES)
         _choice("policy.device", self.device, DEVICES)
         _at_least("policy.cpu_threads", self.cpu_threads, 1)
+        if self.lora is not None:
+            self.lora = lora_settings(self.lora)
+
+
+LORA_KEYS = ("r", "alpha", "dropout", "target_modules")
+
+
+def lora_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """policy.lora with its defaults filled in and every value checked."""
+    from t2i_gcpo.policies.lora import DEFAULT_TARGETS
+
+    unknown = sorted(set(raw) - set(LORA_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"policy.lora: unknown keys {unknown}; valid keys: {', '.join(LORA_KEYS)}"
+        )
+    r = raw.get("r", 16)
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ConfigError(f"policy.lora.r={r!r} must be an int >= 1")
+    alpha = _finite_float("policy.lora.alpha", raw.get("alpha", 2 * r))
+    _above("policy.lora.alpha", alpha, 0.0)
+    dropout = _finite_float("policy.lora.dropout", raw.get("dropout", 0.0))
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"policy.lora.dropout={dropout!r} must lie in [0, 1)")
+    targets = raw.get("target_modules", list(DEFAULT_TARGETS))
+    if isinstance(targets, str) or not targets or not all(isinstance(t, str) for t in targets):
+        raise ConfigError(
+            f"policy.lora.target_modules={targets!r} must be a list of module names, e.g. "
+            f"{list(DEFAULT_TARGETS[:4])}"
+        )
+    return {"r": r, "alpha": alpha, "dropout": dropout, "target_modules": list(targets)}
 
 
 @dataclass
@@ -131,6 +172,10 @@ class RolloutConfig:
     """Keep only the k most likely tokens while sampling (null: all)."""
     top_p: float | None = None
     """Nucleus sampling mass in (0, 1] (null: off)."""
+    sampler: str = "auto"
+    """The sampling loop: "dynamic" (a KV cache that grows a step at a time), "static" (a
+    preallocated cache with fixed shapes; on CUDA the decode step is compiled once and replayed
+    as a CUDA graph) or "auto" (static on CUDA, dynamic elsewhere). Both draw the same tokens."""
 
     def __post_init__(self) -> None:
         _at_least("rollout.group_size", self.group_size, 2)
@@ -140,6 +185,7 @@ class RolloutConfig:
         _above("rollout.temperature", self.temperature, 0.0)
         _at_least("rollout.top_k", self.top_k, 1)
         _above("rollout.top_p", self.top_p, 0.0)
+        _choice("rollout.sampler", self.sampler, SAMPLERS)
         if self.top_p is not None and self.top_p > 1:
             raise ConfigError(f"rollout.top_p={self.top_p!r} must lie in (0, 1]")
 
@@ -299,6 +345,10 @@ class LoggingConfig:
     """A reward that judges each eval image (a reward_models.Judge, e.g. a GenEval-style
     oracle): its accuracy per prompt category and where the credit falls on the objects it
     found are reported; null: only the training reward's mean on the eval prompts."""
+    eval_negatives: list = field(default_factory=lambda: ["null", "attribute"])
+    """The negatives the eval's credit figures are measured against: "null", "caption",
+    "attribute" (one class, colour or count changed) and "position" (the relation changed);
+    see t2i_gcpo.evaluation."""
     heatmap_every: int = 25
     """Steps between credit overlays of the probe prompt, written to heatmaps/ and the
     trackers (0: never); also logged at step 0 of a fresh run."""
@@ -319,6 +369,8 @@ class LoggingConfig:
         _at_least("logging.eval_every", self.eval_every, 0)
         _at_least("logging.eval_samples_per_prompt", self.eval_samples_per_prompt, 1)
         _non_empty("logging.eval_judge", self.eval_judge)
+        for view in self.eval_negatives:
+            _choice("logging.eval_negatives[]", view, tuple(NEGATIVE_VIEWS))
         _at_least("logging.heatmap_every", self.heatmap_every, 0)
         _non_empty("logging.probe_prompt", self.probe_prompt)
         _at_least("logging.probe_samples", self.probe_samples, 1)
@@ -445,6 +497,8 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         return value
     elif annotation is list:
         return value  # a list field checks its own entries
+    elif annotation is dict and isinstance(value, Mapping):
+        return dict(value)  # a mapping field checks its own entries
     raise ConfigError(f"{name}={value!r} has the wrong type; expected {_type_name(annotation)}")
 
 

@@ -1,15 +1,27 @@
 """Held-out evaluation of a policy: sample every prompt, score the images with the training
-reward and with a judge, and measure where GCPO's credit falls on the objects the judge found.
+reward and with a judge, and measure where GCPO's credit falls.
 
 Every prompt is sampled `samples_per_prompt` times from a generator seeded with `seed`, in
 chunks of `batch_prompts` prompts, guided against the null prompt (so the null branch's
-log-probs come with the samples). Reported, each averaged over the samples:
+log-probs come with the samples). Reported, each the mean over the images it is defined on:
 
-    reward/mean, reward/<name>      the reward (a reward_models.CombinedReward) and its parts
-    oracle/<tag>, oracle/all        the judge's accuracy per prompt category (metadata "tag")
-                                    and over all images
-    localization/<negative>         credit inside the found objects over their area share
-                                    (1.0 = uniform), per negative of `negative_modes`
+    reward/mean, reward/<name>        the reward (a reward_models.CombinedReward) and its parts
+    oracle/<tag>, oracle/all          the judge's accuracy per prompt category (metadata "tag")
+                                      and over all images
+    oracle/geneval                    the mean of the per-category accuracies (GenEval's score)
+    credit/<negative>/object_auroc    AUROC of the credit for the tokens of the objects the judge
+                                      found against the other tokens (0.5 = chance, 1 = perfect)
+    credit/<negative>/precision_at_k  the share of object tokens among the K highest-credit
+    credit/<negative>/chance_at_k     tokens (K = the number of object tokens), and its chance
+    credit/<negative>/localization    credit inside the objects over their area share (1 = uniform)
+    credit/<negative>/blame_auroc     the blame test: right images with one named object redrawn
+                                      wrongly in place (by a judge with `wrong_version`), scored
+                                      again; AUROC of the credit for the redrawn tokens
+
+`<negative>` is one of NEGATIVE_VIEWS: "null" (the CFG null prompt), "caption" (each record's
+negative caption), "attribute" (a GenEval record with one class, colour or count changed, or
+two colours swapped) and "position" (the relation changed or the two objects swapped; position
+prompts only). The credit is `preset`'s (GCPO's for a preset with uniform credit).
 """
 
 from __future__ import annotations
@@ -19,11 +31,21 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from reward_models import Judge, RewardError, Verdict
-from t2i_gcpo.algos import GCPO, AlgorithmPreset, credit_preset, localization_ratio, patch_coverage
-from t2i_gcpo.data import PromptRecord, resolve_negatives
+from reward_models import Judge, RewardError, Verdict, WrongVersions
+from t2i_gcpo.algos import (
+    GCPO,
+    AlgorithmPreset,
+    credit_preset,
+    localization_ratio,
+    patch_coverage,
+    precision_at_k,
+    token_auroc,
+)
+from t2i_gcpo.data import PromptRecord
+from t2i_gcpo.data.geneval import is_geneval, vocabulary
+from t2i_gcpo.data.negatives import NEGATIVE_VIEWS, attribute_caption
 from t2i_gcpo.logging_utils import short_names
-from t2i_gcpo.policies import Policy, Rollout, negative_logprobs
+from t2i_gcpo.policies import Policy, Rollout, score_tokens
 
 
 def sampled_batches(
@@ -73,9 +95,85 @@ def judge_images(
         ) from err
 
 
-def usable_modes(records: Sequence[PromptRecord], modes: Sequence[str]) -> list[str]:
-    """`modes` without "caption" unless every record has a negative caption."""
-    return [m for m in modes if m != "caption" or all(r.negative_prompt for r in records)]
+def view_negatives(
+    records: Sequence[PromptRecord], view: str, vocab: tuple[list, list], seed: int
+) -> list[str | None] | None:
+    """One caption per record for a negative view, None for a record it does not apply to;
+    None (not a list) for the null view."""
+    if view not in NEGATIVE_VIEWS:
+        raise ValueError(f"negative view {view!r}; expected one of {tuple(NEGATIVE_VIEWS)}")
+    if view == "null":
+        return None
+    if view == "caption":
+        return [r.negative_prompt for r in records]
+    kinds = NEGATIVE_VIEWS[view]
+    return [
+        attribute_caption(r, *vocab, seed, kinds) if is_geneval(r.metadata) else None
+        for r in records
+    ]
+
+
+def credit_figures(credit: torch.Tensor, coverage: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Credit (N, T) against the found objects' coverage (N, T) -> per-sample figures (N,)."""
+    objects = coverage > 0
+    precision, chance = precision_at_k(credit, objects)
+    return {
+        "object_auroc": token_auroc(credit, objects),
+        "precision_at_k": precision,
+        "chance_at_k": chance,
+        "localization": localization_ratio(credit, coverage),
+    }
+
+
+def view_logprobs(
+    policy: Policy,
+    prompts: list[str],
+    tokens: torch.Tensor,
+    captions: list[str | None] | None,
+    recorded: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs (N, T) of rows of tokens under a view's negative (one caption per row, None
+    where the view does not apply; `captions=None`: the null prompt, taken from `recorded` when
+    given), and the rows (N,) bool where the view applies."""
+    if captions is None:
+        rows = torch.ones(len(prompts), dtype=torch.bool)
+        logp = recorded if recorded is not None else score_tokens(policy, prompts, tokens, "null")
+        return logp.float(), rows
+    rows = torch.tensor([c is not None for c in captions], dtype=torch.bool)
+    filled = [c if c is not None else p for c, p in zip(captions, prompts, strict=True)]
+    return score_tokens(policy, prompts, tokens, filled), rows
+
+
+def wrong_images(
+    policy: Policy,
+    judge: WrongVersions,
+    rollout: Rollout,
+    images: torch.Tensor,
+    verdicts: Sequence[Verdict],
+    metadata: Sequence[dict],
+    seed: int,
+) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """The blame test's samples: for each right image the judge can make wrong in one place,
+    (its sample index, its tokens with the redrawn ones spliced in (M, T), which tokens were
+    replaced (M, T) bool)."""
+    index, rows, moved = [], [], []
+    prompts = rollout.sample_prompts
+    for i, verdict in enumerate(verdicts):
+        if not verdict.correct:
+            continue
+        edited = judge.wrong_version(images[i], prompts[i], metadata[i], seed + i)
+        if edited is None:
+            continue
+        tokens = policy.encode(edited[None])[0].to(rollout.tokens.device)
+        changed = tokens != rollout.tokens[i]
+        if changed.any():
+            index.append(i)
+            rows.append(tokens)
+            moved.append(changed.cpu())
+    if not index:
+        empty = torch.zeros(0, rollout.tokens.shape[1])
+        return [], empty.long(), empty.bool()
+    return index, torch.stack(rows), torch.stack(moved)
 
 
 @torch.no_grad()
@@ -87,22 +185,26 @@ def evaluate_policy(
     reward=None,
     judge: Judge | None = None,
     preset: AlgorithmPreset | None = None,
-    negative_modes: Sequence[str] = ("null", "caption"),
+    negative_views: Sequence[str] = ("null", "attribute"),
+    blame: bool = True,
     batch_prompts: int = 16,
     seed: int = 0,
 ) -> dict[str, float]:
     """The figures listed in the module docstring, as {name: mean}.
 
     reward: a CombinedReward (None: no reward figures). judge: a reward_models.Judge (None: no
-    accuracy or credit figures). The credit is `preset`'s (GCPO's when None or when the preset
-    gives uniform credit); "caption" is measured only when every record has a negative caption.
-    cfg_scale None: the policy's default.
+    accuracy or credit figures); the blame test needs one with `wrong_version` and `blame`.
+    negative_views: the NEGATIVE_VIEWS to report the credit figures for ("caption" only when
+    every record has a negative caption). cfg_scale None: the policy's default.
     """
     if judge is not None and not isinstance(judge, Judge):
         raise TypeError(f"judge must have a judge() method (reward_models.Judge); got {judge!r}")
     scale = policy.default_cfg_scale if cfg_scale is None else cfg_scale
     preset = credit_preset(preset or GCPO)
-    modes = usable_modes(records, negative_modes) if judge is not None else []
+    views = [v for v in negative_views if v != "caption" or all(r.negative_prompt for r in records)]
+    views = views if judge is not None else []
+    blame = blame and isinstance(judge, WrongVersions)
+    vocab = vocabulary(r.metadata for r in records if is_geneval(r.metadata))
     values: dict[str, list[torch.Tensor]] = defaultdict(list)
     batches = sampled_batches(policy, records, samples_per_prompt, scale, batch_prompts, seed)
     for chunk, rollout, images, metadata in batches:
@@ -112,19 +214,36 @@ def evaluate_policy(
         if judge is None:
             continue
         verdicts = judge_images(judge, images, prompts, metadata)
-        correct = torch.tensor([float(v.correct) for v in verdicts])
-        values["oracle/all"].append(correct)
-        for meta, right in zip(metadata, correct, strict=True):
-            values[f"oracle/{meta.get('tag', 'untagged')}"].append(right[None])
+        _add_accuracy(values, verdicts, metadata)
         coverage = verdict_coverage(verdicts, tuple(policy.grid))
-        for mode in modes:
-            negatives = resolve_negatives(chunk, mode)
-            logp_neg = negative_logprobs(policy, rollout, negatives)
-            credit = preset.token_credit(rollout.logp_pos.float(), logp_neg)[1]
-            ratios = localization_ratio(credit.cpu(), coverage)
-            values[f"localization/{mode}"].append(ratios[~ratios.isnan()])
-    means = {key: torch.cat(parts).float() for key, parts in sorted(values.items())}
-    return {key: v.mean().item() for key, v in means.items() if v.numel()}
+        found = coverage.sum(dim=1) > 0
+        logp_pos = rollout.logp_pos.float()
+        per_view = {}
+        for view in views:
+            negatives = view_negatives(chunk, view, vocab, seed)
+            captions = None if negatives is None else [negatives[i] for i in rollout.prompt_index]
+            per_view[view] = captions
+            logp_neg, rows = view_logprobs(
+                policy, prompts, rollout.tokens, captions, rollout.logp_neg
+            )
+            credit = preset.token_credit(logp_pos, logp_neg)[1].cpu()
+            keep = rows & found
+            for name, figure in credit_figures(credit[keep], coverage[keep]).items():
+                values[f"credit/{view}/{name}"].append(figure)
+        if blame and views:
+            index, tokens, moved = wrong_images(
+                policy, judge, rollout, images, verdicts, metadata, seed
+            )
+            if not index:
+                continue
+            spliced_prompts = [prompts[i] for i in index]
+            spliced_pos = score_tokens(policy, spliced_prompts, tokens)
+            for view, captions in per_view.items():
+                chosen = None if captions is None else [captions[i] for i in index]
+                logp_neg, rows = view_logprobs(policy, spliced_prompts, tokens, chosen)
+                credit = preset.token_credit(spliced_pos, logp_neg)[1].cpu()
+                values[f"credit/{view}/blame_auroc"].append(token_auroc(credit[rows], moved[rows]))
+    return _means(values)
 
 
 def _add_rewards(values: dict[str, list[torch.Tensor]], result) -> None:
@@ -133,3 +252,26 @@ def _add_rewards(values: dict[str, list[torch.Tensor]], result) -> None:
     names = short_names(list(result.per_reward))
     for label, scores in result.per_reward.items():
         values[f"reward/{names[label]}"].append(scores[result.valid].cpu())
+
+
+def _add_accuracy(values, verdicts: Sequence[Verdict], metadata: Sequence[dict]) -> None:
+    """Append each verdict to "oracle/all" and to its category's "oracle/<tag>"."""
+    correct = torch.tensor([float(v.correct) for v in verdicts])
+    values["oracle/all"].append(correct)
+    for meta, right in zip(metadata, correct, strict=True):
+        values[f"oracle/{meta.get('tag', 'untagged')}"].append(right[None])
+
+
+def _means(values: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    """{name: mean over the finite values}, plus "oracle/geneval": the mean of the per-tag
+    accuracies."""
+    out = {}
+    for key, parts in sorted(values.items()):
+        joined = torch.cat(parts).float()
+        joined = joined[joined.isfinite()]
+        if joined.numel():
+            out[key] = joined.mean().item()
+    tags = [v for k, v in out.items() if k.startswith("oracle/") and k != "oracle/all"]
+    if tags:
+        out["oracle/geneval"] = sum(tags) / len(tags)
+    return out

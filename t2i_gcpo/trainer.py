@@ -13,6 +13,7 @@ logged metrics are gathered from every process.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -43,6 +44,7 @@ from t2i_gcpo import checkpoint as ckpt
 from t2i_gcpo.algos import credit_preset, group_advantages, informative_groups, policy_loss
 from t2i_gcpo.config import RUN_CONFIG_FILE, ConfigError, TrainConfig, check_layout
 from t2i_gcpo.data import PromptOrder, PromptRecord, resolve_negatives, resolve_prompts
+from t2i_gcpo.data.negatives import prompts_vocabulary
 from t2i_gcpo.evaluation import evaluate_policy
 from t2i_gcpo.files import write_text_atomic
 from t2i_gcpo.logging_utils import (
@@ -64,8 +66,9 @@ from t2i_gcpo.policies import (
     negative_logprobs,
     teacher_forced_logprobs,
 )
+from t2i_gcpo.policies.lora import AdaptersOff, add_adapters, make_adapters_trainable
 from t2i_gcpo.viz.figures import figure_array, group_figure, save_figure
-from t2i_gcpo.viz.probe import probe_credit, probe_localization
+from t2i_gcpo.viz.probe import probe_credit
 
 CONSOLE_KEYS = (
     "reward/mean",
@@ -152,13 +155,13 @@ class TeacherForcedLogprobs(torch.nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def load_training_prompts(config: TrainConfig) -> tuple[list[PromptRecord], list[str] | None]:
-    """The training records and their negative captions for algo.negative (None: null)."""
+def load_training_prompts(config: TrainConfig) -> list[PromptRecord]:
+    """The training records, checked against algo.negative: every record must be one its mode
+    can serve (resolved once here, so that a bad record stops the run before it starts)."""
     records = resolve_prompts(config.prompts.train)
-    negatives = resolve_negatives(
-        records, config.preset.negative, config.seed, source=f"prompts.train={config.prompts.train}"
-    )
-    return records, negatives
+    source = f"prompts.train={config.prompts.train}"
+    resolve_negatives(records, config.preset.negative, config.seed, source=source)
+    return records
 
 
 def load_judge(config: TrainConfig) -> Judge | None:
@@ -254,19 +257,38 @@ def check_output_dir(output_dir: Path, resume: bool) -> Path | None:
 
 
 def load_trainable_policy(name: str, config: TrainConfig, device: torch.device) -> Policy:
-    """The policy to train, with gradient checkpointing when asked for."""
-    policy = load_policy(name, dtype=config.policy.dtype, device=device)
+    """The policy to train: loaded (float32 weights for mixed precision; a LoRA base in the
+    compute dtype), with LoRA adapters when asked for (a checkpoint brings its own), and
+    gradient checkpointing."""
+    lora = config.policy.lora
+    dtype = config.policy.dtype if lora else "float32"
+    policy = load_policy(name, dtype=dtype, device=device)
+    if lora is not None:
+        if not isinstance(policy, JanusPolicy):
+            raise ConfigError("policy.lora is supported for Janus policies")
+        if policy.adapter is None:
+            policy = add_adapters(policy, base=config.policy.name, **lora)
+        else:  # a LoRA checkpoint: its adapters go on training
+            make_adapters_trainable(policy)
     if config.policy.gradient_checkpointing:
         if not isinstance(policy, JanusPolicy):
             raise ConfigError("policy.gradient_checkpointing=true is supported for Janus policies")
-        policy = JanusPolicy(policy.model, policy.tokenizer, gradient_checkpointing=True)
+        policy.enable_gradient_checkpointing()
+    if config.policy.dtype == "bfloat16" and lora is None:  # float32 master weights
+        if not isinstance(policy, JanusPolicy):
+            raise ConfigError("policy.dtype=bfloat16 is supported for Janus policies")
+        policy.compute_dtype = torch.bfloat16
     return policy
 
 
-def load_reference(config: TrainConfig, device: torch.device) -> Policy | None:
-    """The frozen reference policy when the KL weight is positive, else None."""
+def load_reference(config: TrainConfig, policy: Policy, device: torch.device) -> Policy | None:
+    """The frozen reference policy when the KL weight is positive, else None: the policy with
+    its adapters off for a LoRA run (no second copy), else reference.name (default:
+    policy.name, the starting point) loaded once more."""
     if config.preset.beta <= 0:
         return None
+    if getattr(policy, "adapter", None) is not None and config.reference.name is None:
+        return AdaptersOff(policy)
     name = config.reference.name or config.policy.name
     reference = load_policy(
         name, dtype=config.reference.dtype or config.policy.dtype, device=device
@@ -328,7 +350,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: bool = False) -> None:
         self.config, self.preset = config, config.preset
-        self.records, self.negatives = load_training_prompts(config)
+        self.records = load_training_prompts(config)
+        self.vocab = prompts_vocabulary(self.records)
         self.eval_records = resolve_prompts(config.prompts.eval) if config.prompts.eval else []
         self.probe, self.probe_negatives = self.probe_record(), None
         if config.logging.heatmap_every:  # a probe that its negative cannot serve is an error
@@ -352,10 +375,12 @@ class Trainer:
         torch.manual_seed(config.seed)
         policy_name = str(resume_from / ckpt.POLICY_DIR) if resume_from else config.policy.name
         self.policy = load_trainable_policy(policy_name, config, state.device)
+        if isinstance(self.policy, JanusPolicy):
+            self.policy.sampler = config.rollout.sampler
         self.cfg_scale = config.rollout.cfg_scale
         if self.cfg_scale is None:
             self.cfg_scale = self.policy.default_cfg_scale
-        self.reference = load_reference(config, state.device)
+        self.reference = load_reference(config, self.policy, state.device)
         self.accelerator = make_accelerator(config, self.output_dir, self.policy)
         optimizer = build_optimizer(self.policy.trainable_parameters(), config.optim)
         self.scheduler = build_scheduler(optimizer, config.optim)
@@ -404,12 +429,22 @@ class Trainer:
         start = self.accelerator.process_index * self.prompts_per_process
         return indices[start : start + self.prompts_per_process]
 
+    def step_negatives(self, indices: list[int], draw: int = 0) -> list[str] | None:
+        """The credit's negative captions for the prompts `indices` at this step (None: the
+        null prompt): each record's caption ("caption"), or for "swap" and "attribute" a
+        caption drawn anew each step (`draw` numbers the further ones of negative_count),
+        seeded by the run's seed, the step and the draw."""
+        mode = self.preset.negative
+        records = [self.records[i] for i in indices]
+        seed = self.config.seed * 1_000_003 + self.step * 7_919 + draw * 104_729
+        return resolve_negatives(records, mode, seed, vocab=self.vocab)
+
     def sample(self, indices: list[int]) -> Rollout:
         """A group of rollout.group_size images per prompt, with both branches' log-probs."""
         rollout = self.config.rollout
         negatives = None
         if self.sampling_negative != "null":
-            negatives = [self.negatives[i] for i in indices]
+            negatives = self.step_negatives(indices)
         return self.policy.sample(
             [self.records[i].prompt for i in indices],
             negative_prompts=negatives,
@@ -419,6 +454,64 @@ class Trainer:
             top_k=rollout.top_k,
             top_p=rollout.top_p,
             generator=self.generator,
+        )
+
+    def sample_and_score(self, indices: list[int], timer: StageTimer) -> tuple:
+        """Sample the prompts `indices` and score the images: (indices, rollout, images,
+        rewards)."""
+        with timer("sample"):
+            rollout = self.sample(indices)
+        with timer("reward"):
+            images = self.policy.decode(rollout.tokens)
+            result = self.score(images, rollout, indices)
+        return indices, rollout, images, result
+
+    def informative_count(self, result: RewardResult) -> int:
+        """How many of this process's groups carry a signal (finite rewards that vary)."""
+        size = self.config.rollout.group_size
+        return int(self.advantages(result)[1].view(-1, size)[:, 0].sum())
+
+    def refill(self, draw: tuple, timer: StageTimer) -> tuple[tuple, int]:
+        """DAPO's dynamic sampling: while a process has fewer informative groups than its
+        share of prompts, every process draws the step's next prompts (so that the prompt
+        order stays the same everywhere) and the short ones sample and score them; at most
+        preset.refill_rounds rounds. Returns the grown draw and the rounds run."""
+        rounds = 0
+        while rounds < self.preset.refill_rounds:
+            short = self.informative_count(draw[3]) < self.prompts_per_process
+            flag = torch.tensor(float(short), device=self.accelerator.device)
+            if self.accelerator.reduce(flag, "max").item() == 0:
+                break
+            indices = self.draw_prompts()
+            rounds += 1
+            if not short:
+                self.raise_together(None)  # the collective the others' scoring joins
+                continue
+            more = self.sample_and_score(indices, timer)
+            draw = (
+                draw[0] + more[0],
+                Rollout.concat([draw[1], more[1]]),
+                torch.cat([draw[2], more[2]]),
+                RewardResult.concat([draw[3], more[3]]),
+            )
+        return draw, rounds
+
+    def fill_batch(self, draw: tuple) -> tuple:
+        """The step's batch from a refilled draw: the informative groups first (in the order
+        drawn), then others (which the loss masks) up to this process's share of prompts, so
+        that the update's layout is that of every step."""
+        indices, rollout, images, result = draw
+        size = self.config.rollout.group_size
+        informative = self.advantages(result)[1].view(-1, size)[:, 0].tolist()
+        order = [g for g, ok in enumerate(informative) if ok]
+        order += [g for g, ok in enumerate(informative) if not ok]
+        chosen = order[: self.prompts_per_process]
+        rows = torch.cat([torch.arange(g * size, (g + 1) * size) for g in chosen])
+        return (
+            [indices[g] for g in chosen],
+            rollout.prompt_subset(chosen),
+            images[rows.to(images.device)],
+            result.subset(rows.to(result.total.device)),
         )
 
     def score(self, images: torch.Tensor, rollout: Rollout, indices: list[int]) -> RewardResult:
@@ -461,10 +554,25 @@ class Trainer:
         preset = self.preset
         if not preset.uses_credit:
             return None
-        negatives = None if self.negatives is None else [self.negatives[i] for i in indices]
         size = self.minibatch_size(rollout.num_samples)
-        logp_neg = negative_logprobs(self.policy, rollout, negatives, size)
+        logp_neg = [
+            negative_logprobs(self.policy, rollout, self.step_negatives(indices, draw), size)
+            for draw in range(preset.negative_count)
+        ]
         return preset.token_credit(rollout.logp_pos, logp_neg)[1]
+
+    def log_negatives(self, indices: list[int]) -> None:
+        """Append a sample of the step's (prompt, negative) pairs to negatives.jsonl (main)."""
+        if self.preset.negative == "null" or not self.is_main:
+            return
+        shown = indices[:4]
+        pairs = [
+            [self.records[i].prompt, *[self.step_negatives(shown, d)[k]
+                                       for d in range(self.preset.negative_count)]]
+            for k, i in enumerate(shown)
+        ]  # fmt: skip
+        with (self.output_dir / "negatives.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": self.step, "pairs": pairs}) + "\n")
 
     def build_batch(self, rollout: Rollout, indices, advantages, keep) -> StepBatch:
         """Everything the loss needs for this process's samples."""
@@ -549,19 +657,24 @@ class Trainer:
         self.step_start = {"rng": self.rng_state(), "order": self.order.state_dict()}
         self.step_updated = False
         indices = self.draw_prompts()
-        with timer("sample"):
-            rollout = self.sample(indices)
-        with timer("reward"):
-            images = self.policy.decode(rollout.tokens)
-            result = self.score(images, rollout, indices)
-        advantages, keep = self.advantages(result)
-        gathered = self.gather_rewards(result, keep)
+        draw = self.sample_and_score(indices, timer)
+        rounds = 0
+        if self.preset.dynamic_sampling and self.preset.refill_rounds:
+            draw, rounds = self.refill(draw, timer)
+        indices, rollout, images, result = draw
+        gathered = self.gather_rewards(result, self.advantages(result)[1])
         if rollout.entropy is not None:
             gathered["entropy"] = self.accelerator.gather(rollout.entropy.mean(dim=1))
-        metrics = rollout_metrics(gathered, group_size)
+        metrics = rollout_metrics(gathered, group_size)  # over every sample drawn
+        metrics["samples/drawn"], metrics["refill/rounds"] = metrics["samples"], rounds
+        if rounds:
+            indices, rollout, images, result = self.fill_batch(draw)
+        advantages, keep = self.advantages(result)
+        metrics["samples/kept"] = int(self.accelerator.gather(keep).sum())
         metrics["lr"] = self.scheduler.get_last_lr()[0]
         metrics["update/skipped"] = int(not gathered["keep"].any())
         if not metrics["update/skipped"]:
+            self.log_negatives(indices)
             with timer("credit"):
                 batch = self.build_batch(rollout, indices, advantages, keep)
             with timer("update"):
@@ -619,6 +732,7 @@ class Trainer:
                     reward=self.reward,
                     judge=self.judge,
                     preset=self.preset,
+                    negative_views=logging.eval_negatives,
                     seed=self.config.seed,
                 )
                 results = {f"eval/{key}": value for key, value in values.items()}
@@ -638,7 +752,8 @@ class Trainer:
 
     def write_heatmap(self) -> dict[str, float]:
         """Credit overlays of the probe prompt's group to heatmaps/ and the trackers (main
-        process); returns {"probe/localization": ...} when a judge is set."""
+        process); returns the probe's credit figures ("probe/object_auroc", ...) when a judge
+        is set and the probe prompt carries metadata."""
         record, preset = self.probe, credit_preset(self.preset)
         generator = torch.Generator(self.policy.device).manual_seed(self.config.seed + 7919)
         probe = probe_credit(
@@ -653,6 +768,8 @@ class Trainer:
             metadata=[record.metadata],
             temperature=self.config.rollout.temperature,
         )
+        if self.judge is not None and record.metadata:
+            probe = probe.with_figures(self.judge, [record.metadata])
         title = f"step {self.step}: {record.prompt}  vs  {probe.sample_negative(0) or '(null)'}"
         path = self.output_dir / "heatmaps" / f"{ckpt.checkpoint_name(self.step)}.png"
         figure = group_figure(probe, 0, title=title)
@@ -660,10 +777,7 @@ class Trainer:
         if self.config.logging.trackers == "tensorboard":  # the same figure, drawn once
             writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
             writer.add_image("credit/probe", figure_array(figure), self.step)
-        if self.judge is None or not record.metadata:
-            return {}
-        ratios = probe_localization(probe, self.judge, [record.metadata])
-        return {"probe/localization": ratios.nanmean().item()} if ratios.isfinite().any() else {}
+        return {f"probe/{name}": value for name, value in probe.mean_figures().items()}
 
     def log(self, metrics: dict[str, float], bar: tqdm) -> None:
         """metrics.jsonl (every call), trackers and console (every logging.log_every steps)."""

@@ -42,6 +42,13 @@ def constant(images, prompts, metadata):
     return torch.full((len(images),), 0.5)
 
 
+def flat_then_varied(images, prompts, metadata):
+    """Uniform rewards on the first call (no group informative), redness after."""
+    global CALLS
+    CALLS += 1
+    return constant(images, prompts, metadata) if CALLS == 1 else redness(images, prompts, metadata)
+
+
 def first_nan(images, prompts, metadata):
     """redness with NaN for the first image."""
     scores = redness(images, prompts, metadata)
@@ -149,10 +156,13 @@ def test_three_step_run_trains_and_writes_its_run_folder(assets, tmp_path):
     records = read_metrics(out)
     assert [r["step"] for r in records] == [0, 1, 2, 3]
     assert_finite_numbers(records)
+    figures = ("object_auroc", "precision_at_k", "chance_at_k", "localization")
     assert set(records[0]) == {
-        "step", "eval/oracle/all", "eval/oracle/single_object", "eval/localization/null",
-        "eval/reward/mean", "eval/reward/redness", "probe/localization"}  # fmt: skip
-    assert records[0]["eval/localization/null"] > 0 and "probe/localization" in records[2]
+        "step", "eval/oracle/all", "eval/oracle/single_object", "eval/oracle/geneval",
+        "eval/reward/mean", "eval/reward/redness",
+        *(f"eval/credit/null/{f}" for f in figures), *(f"probe/{f}" for f in figures)}  # fmt: skip
+    assert 0 <= records[0]["eval/credit/null/object_auroc"] <= 1
+    assert "probe/object_auroc" in records[2]
     assert "eval/oracle/all" in records[3] and "eval/oracle/all" not in records[1]
     for record in records[1:]:
         assert record["samples"] == 8 and record["update/skipped"] == 0
@@ -234,11 +244,28 @@ def test_killed_run_resumes_to_the_same_parameters(assets, tmp_path, monkeypatch
     assert drop_times(read_metrics(killed)) == drop_times(read_metrics(straight))
 
 
+def test_dapo_refills_uninformative_groups_up_to_its_cap(assets, tmp_path):
+    out = tmp_path / "refilled"
+    assert main([*train_args(assets, out, 1, "flat_then_varied"), "--algo", "dapo"]) == 0
+    (record,) = read_metrics(out)
+    assert record["refill/rounds"] == 1 and record["samples/drawn"] == 16  # 8, then 8 more
+    assert record["samples/kept"] == 8 and record["update/skipped"] == 0  # a full batch
+    capped = tmp_path / "capped"
+    extra = ["--algo", "dapo", "--algo.refill_rounds", "2"]
+    assert main([*train_args(assets, capped, 1, "constant"), *extra]) == 0
+    (record,) = read_metrics(capped)
+    assert record["refill/rounds"] == 2 and record["samples/drawn"] == 24  # the cap stops it
+    plain = tmp_path / "plain"
+    assert main([*train_args(assets, plain, 1, "constant"), "--algo", "grpo"]) == 0
+    assert read_metrics(plain)[0]["refill/rounds"] == 0
+
+
 def test_all_groups_dropped_skips_the_update(assets, tmp_path):
     out = tmp_path / "run"
     assert main([*train_args(assets, out, 1, "constant"), "--algo", "dapo"]) == 0
     (record,) = read_metrics(out)
     assert record["update/skipped"] == 1 and record["samples/kept"] == 0
+    assert record["refill/rounds"] == 3 and record["samples/drawn"] == 32  # DAPO's 3 rounds
     assert "loss" not in record
     before, after = load_file(assets["policy"] / "model.safetensors"), final_weights(out, 1)
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -375,7 +402,7 @@ def test_bad_inputs_are_caught_before_training(assets, tmp_path, capsys):
     err = run_error([*train_args(assets, out), "--prompts.train", str(captioned),
                      "--algo.negative", "swap", "--logging.heatmap_every", "5",
                      "--logging.probe_prompt", "hello"], capsys)  # fmt: skip
-    assert "cannot derive a swapped caption from prompt 'hello'" in err
+    assert "cannot derive a negative caption from prompt 'hello'" in err
 
     err = run_error([*train_args(assets, out), "--policy.name", str(tmp_path / "missing")], capsys)
     assert f"no such folder: {tmp_path / 'missing'}" in err
@@ -436,11 +463,13 @@ def test_eval_reports_rewards_and_oracle_accuracy(assets, tmp_path, capsys):
     results = json.loads(report.read_text())
     assert results == json.loads(capsys.readouterr().out)
     accuracy = results["judge_accuracy"]
-    assert set(accuracy) == {"all", "single_object", "two_object"}
+    assert set(accuracy) == {"all", "geneval", "single_object", "two_object", "counting",
+                             "colors", "position", "color_attr"}  # fmt: skip
     assert all(0.0 <= v <= 1.0 for v in accuracy.values())
-    # the prompts carry negative captions, so both negatives are measured
-    assert set(results["credit_localization"]) == {"null", "caption"}
-    assert all(v > 0 for v in results["credit_localization"].values())
+    # shapes:eval has negative captions and GenEval metadata: every negative is measured
+    assert set(results["credit"]) == {"null", "caption", "attribute", "position"}
+    for figures in results["credit"].values():
+        assert 0.0 <= figures["object_auroc"] <= 1.0 and figures["localization"] > 0
     assert set(results["rewards"]) == {"mean", "redness"}
 
     plain = tmp_path / "plain.txt"

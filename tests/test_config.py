@@ -223,3 +223,17 @@ def test_docs_describe_every_field():
         if f"`{f.name}`" not in docs and f"`{section}.{f.name}`" not in docs
     ]
     assert missing == []
+
+
+def test_the_shipped_recipes_are_valid_configs():
+    from pathlib import Path
+
+    from t2i_gcpo.config import layered_config
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(recipes) >= 3
+    for recipe in recipes:
+        config = layered_config(recipe, [])
+        assert config.policy.name.startswith("deepseek-community/Janus-Pro-")
+        assert config.rollout.cfg_scale == 5.0 and config.rollout.group_size == 16
+        assert config.policy.gradient_checkpointing

@@ -217,3 +217,22 @@ def test_rollout_records_positive_branch_entropy(policy):
         logits, _ = policy.prefill(ids, mask)  # the first token's logits of both branches
     logp = torch.log_softmax(logits[: rollout.num_samples].float(), dim=-1)
     torch.testing.assert_close(rollout.entropy[:, 0], -(logp.exp() * logp).sum(-1), **SAME_MATHS)
+
+
+def test_the_static_sampler_draws_the_dynamic_loops_tokens(policy):
+    """The preallocated-cache loop (fixed shapes, CUDA graphs on a GPU) is the same sampler:
+    the same greedy and seeded tokens, the same log-probs up to rounding."""
+    assert policy.sampler == "auto" and not policy.uses_static_sampler  # dynamic on the CPU
+    runs = {}
+    for sampler in ("dynamic", "static"):
+        policy.sampler = sampler
+        greedy = policy.sample(MIXED_LENGTH, cfg_scale=3.0, top_k=1, samples_per_prompt=2)
+        seeded = policy.sample(MIXED_LENGTH, negative_prompts=NEGATIVES, samples_per_prompt=2,
+                               generator=torch.Generator().manual_seed(5))  # fmt: skip
+        runs[sampler] = (greedy, seeded)
+    policy.sampler = "auto"
+    for dynamic, static in zip(runs["dynamic"], runs["static"], strict=True):
+        assert torch.equal(dynamic.tokens, static.tokens)
+        torch.testing.assert_close(static.logp_pos, dynamic.logp_pos, **SAME_MATHS)
+        torch.testing.assert_close(static.logp_neg, dynamic.logp_neg, **SAME_MATHS)
+        torch.testing.assert_close(static.entropy, dynamic.entropy, **SAME_MATHS)

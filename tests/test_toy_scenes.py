@@ -1,171 +1,235 @@
-"""The shapes world: scenes, captions, masks, prompt sets and the oracle."""
-
-import dataclasses
-import json
-from pathlib import Path
+"""The shapes world: scenes, GenEval prompts and held-out splits, the local tokenizer, the
+oracle's rules, and the wrong versions of the blame test."""
 
 import numpy as np
 import pytest
 import torch
 
-from t2i_gcpo.data.prompts import PromptFileError, PromptRecord, load_prompts
-from t2i_gcpo.toy.oracle import evaluate, quadrant_mask
-from t2i_gcpo.toy.scenes import (
-    COLORS,
-    HELD_OUT,
-    POSITIONS,
-    SHAPES,
-    SceneObject,
-    all_contrastive,
-    all_objects,
-    caption,
-    contrastive_objects,
-    objects_from_metadata,
-    prompt_splits,
-    random_objects,
-    random_scenes,
-    render,
-)
-
-ROOT = Path(__file__).resolve().parents[1]
-RED_CIRCLE = SceneObject("red", "circle", "top left")
-BLUE_SQUARE = SceneObject("blue", "square", "bottom right")
+from t2i_gcpo.data.geneval import make_record
+from t2i_gcpo.toy import scenes as S
+from t2i_gcpo.toy.oracle import detect, judge_batch, wrong_version
+from t2i_gcpo.toy.prompts import shapes_prompt_set
+from t2i_gcpo.toy.tokenizer import PatchVQ, fit_codebook
 
 
-def test_scenes_are_deterministic_from_the_seed():
-    a, b = random_scenes(6, seed=3), random_scenes(6, seed=3)
-    assert [s.caption for s in a] == [s.caption for s in b]
-    assert all(
-        torch.equal(x.image, y.image) and torch.equal(x.masks, y.masks)
-        for x, y in zip(a, b, strict=True)
-    )
-    assert [s.caption for s in random_scenes(6, seed=4)] != [s.caption for s in a]
+def record(tag, *include):
+    return make_record(tag, list(include))
 
 
-def test_caption_metadata_and_masks_agree():
-    scene = render((RED_CIRCLE, BLUE_SQUARE), seed=1)
-    assert scene.caption == "a red circle at the top left and a blue square at the bottom right"
-    assert scene.metadata == {
-        "tag": "two_object",
-        "objects": [
-            {"color": "red", "shape": "circle", "position": "top left"},
-            {"color": "blue", "shape": "square", "position": "bottom right"},
-        ],
-    }
-    assert objects_from_metadata(scene.metadata) == scene.objects
-    h, w = scene.image.shape[1:]
-    assert scene.image.shape == (3, 32, 32) and scene.image.min() >= 0 and scene.image.max() <= 1
-    for obj, mask in zip(scene.objects, scene.masks, strict=True):
-        assert mask.sum() <= h * w / 4  # at most a quarter of the image
-        assert not (mask & ~quadrant_mask(obj.position, h, w)).any()  # inside its quadrant
-        colour = torch.tensor(COLORS[obj.color]) / 255.0
-        pixels = scene.image[:, mask].T
-        assert (pixels - colour).abs().max(dim=1).values.mean() < 0.1  # mostly the colour
-        assert (pixels - colour).abs().max() < 0.5  # edge pixels at least half covered
+def scene_of(*objects, texture=1.0, seed=0):
+    return S.draw(objects, np.random.default_rng(seed), texture)
 
 
-def test_every_shape_is_drawn_differently_and_objects_are_validated():
-    areas = {
-        s: render((SceneObject("red", s, "top left"),), seed=0).masks.sum().item() for s in SHAPES
-    }
-    assert areas["triangle"] < areas["circle"] < areas["square"]
+def verdict(image, metadata):
+    return judge_batch(image[None], [metadata])[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_scenes_are_deterministic_and_the_ground_follows_the_texture_knob():
+    a, b = S.random_scenes(5, seed=3), S.random_scenes(5, seed=3)
+    assert [s.prompt for s in a] == [s.prompt for s in b]
+    assert all(torch.equal(x.image, y.image) for x, y in zip(a, b, strict=True))
+    assert [s.prompt for s in S.random_scenes(5, seed=4)] != [s.prompt for s in a]
+    flat, ids = S.background(np.random.default_rng(0), texture=0.0)
+    assert (ids == 0).all() and torch.equal(flat, S.TILES[0].repeat(1, S.GRID, S.GRID))
+    _, ids = S.background(np.random.default_rng(0), texture=1.0)
+    assert len(np.unique(ids)) == len(S.TILES)  # 144 tiles drawn from 9
+    with pytest.raises(ValueError, match="texture"):
+        S.background(np.random.default_rng(0), texture=1.5)
+
+
+def test_objects_are_drawn_where_their_box_says_on_a_flat_ground():
+    obj = S.SceneObject("square", "red", 10, 6, 16)
+    scene = scene_of(obj)
+    assert scene.image.shape == (3, 48, 48) and scene.masks.shape == (1, 48, 48)
+    assert scene.masks[0, 6:22, 10:26].all() and scene.masks.sum() == 16 * 16
+    red = torch.tensor(S.COLORS["red"]) / 255
+    assert torch.allclose(scene.image[:, 10, 12], red)
+    assert torch.allclose(scene.image[:, 4, 8], S.TILES[0][:, 0, 0])  # its tiles are flat
+    with pytest.raises(ValueError, match="does not fit"):
+        S.SceneObject("square", "red", 40, 0, 12)
     with pytest.raises(ValueError, match="color='pink'"):
-        SceneObject("pink", "circle", "top left")
-    with pytest.raises(ValueError, match="distinct quadrants"):
-        render((RED_CIRCLE, dataclasses.replace(BLUE_SQUARE, position="top left")))
+        S.SceneObject("square", "pink", 0, 0, 12)
 
 
-def test_held_out_split_hides_triples_but_not_their_parts():
-    assert len(HELD_OUT) == len(all_objects()) // 6
-    for obj in HELD_OUT:  # each held-out colour-shape pair is still seen elsewhere
-        seen = [p for p in POSITIONS if SceneObject(obj.color, obj.shape, p) not in HELD_OUT]
-        assert len(seen) >= 3
+def test_every_record_of_every_category_can_be_drawn_and_the_oracle_agrees():
     rng = np.random.default_rng(0)
-    assert not any(o in HELD_OUT for _ in range(200) for o in random_objects(rng, 2, "train"))
-    assert all(any(o in HELD_OUT for o in random_objects(rng, 2, "eval")) for _ in range(50))
+    for tag in S.CATEGORIES:
+        records = S.all_metadata(tag)
+        for metadata in [records[i] for i in rng.choice(len(records), 6)]:
+            scene = S.sample_scene(metadata, rng)
+            assert len(scene.objects) == sum(r["count"] for r in metadata["include"])
+            assert verdict(scene.image, metadata).correct, metadata["prompt"]
 
 
-def test_contrastive_captions_change_exactly_one_thing():
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        objects = random_objects(rng, 2, "any")
-        negative, kind = contrastive_objects(objects, rng)
-        assert caption(negative) != caption(objects)
-        assert negative in all_contrastive(objects)
-        if kind != "swap_colors":
-            changed = [(a, b) for a, b in zip(objects, negative, strict=True) if a != b]
-            assert len(changed) == 1
+def test_held_out_compositions_never_appear_in_training_scenes():
+    train, held = S.split_metadata("train"), S.split_metadata("eval")
+    assert {m["tag"] for m in held} == set(S.CATEGORIES)
+    assert all(S.is_held_out(m) for m in held) and not any(S.is_held_out(m) for m in train)
+    assert {m["prompt"] for m in train}.isdisjoint(m["prompt"] for m in held)
+    for scene in S.random_scenes(300, seed=1, split="train"):
+        named = {(r["color"], r["class"]) for r in scene.metadata["include"] if "color" in r}
+        assert not named & S.HELD_OUT_COLOR_SHAPES  # drawn only where the colour is free
+        assert frozenset(o.shape for o in scene.objects) not in S.HELD_OUT_PAIRS
+    # every held-out part is still seen: each shape and colour, each count, each pair's shapes
+    seen = {
+        (o.color, o.shape) for s in S.random_scenes(300, seed=2, split="train") for o in s.objects
+    }
+    assert {c for c, _ in seen} == set(S.COLORS) and {s for _, s in seen} == set(S.SHAPES)
 
 
-def test_oracle_accepts_true_renders_and_rejects_broken_ones():
-    rng = np.random.default_rng(1)
-    for i in range(30):
-        objects = random_objects(rng, 1 + i % 2, "any")
-        metadata = render(objects, seed=i).metadata
-        assert evaluate(render(objects, seed=i).image, metadata).strict == 1.0
-        for negative in all_contrastive(objects):
-            result = evaluate(render(negative, seed=i).image, metadata)
-            assert result.strict == 0.0, (caption(objects), caption(negative))
+def test_prompt_sets_are_balanced_with_hard_negative_captions():
+    for split, per_category in (("train", 32), ("eval", 16)):
+        records = shapes_prompt_set(split)
+        tags = [r.metadata["tag"] for r in records]
+        assert all(tags.count(tag) == per_category for tag in S.CATEGORIES)
+        for r in records:
+            negatives = {m["prompt"] for m in S.hard_negatives({**r.metadata, "prompt": r.prompt})}
+            assert r.negative_prompt in negatives
+            assert S.is_held_out(r.metadata) == (split == "eval")
 
 
-def test_oracle_share_and_masks():
-    scene = render((RED_CIRCLE, BLUE_SQUARE), seed=2)
-    wrong = render((RED_CIRCLE, dataclasses.replace(BLUE_SQUARE, shape="triangle")), seed=2)
-    result = evaluate(wrong.image, scene.metadata)
-    assert result.share == 0.5 and result.strict == 0.0
-    assert [c.shape for c in result.objects] == ["circle", "triangle"]
-    good = evaluate(scene.image, scene.metadata)
-    overlap = (good.masks & scene.masks).sum() / scene.masks.sum()
-    assert overlap > 0.9
-    blank = torch.full_like(scene.image, 20 / 255)
-    assert evaluate(blank, scene.metadata).share == 0.0
+def test_hard_negatives_change_one_named_thing_per_category():
+    counting = record("counting", {"class": "circle", "count": 2})
+    prompts = {m["prompt"] for m in S.hard_negatives(counting)}
+    assert prompts == {
+        "a photo of one circle", "a photo of three circles", "a photo of two squares",
+        "a photo of two triangles", "a photo of two crosses"}  # fmt: skip
+    position = record("position", {"class": "square", "count": 1},
+                      {"class": "circle", "count": 1, "position": ["left of", 0]})  # fmt: skip
+    prompts = {m["prompt"] for m in S.hard_negatives(position)}
+    assert "a photo of a circle right of a square" in prompts
+    assert "a photo of a square left of a circle" in prompts  # the two objects swapped
+    assert "a photo of a cross left of a square" in prompts
+    attr = record("color_attr", {"class": "circle", "count": 1, "color": "red"},
+                  {"class": "cross", "count": 1, "color": "blue"})  # fmt: skip
+    assert "a photo of a blue circle and a red cross" in {
+        m["prompt"] for m in S.hard_negatives(attr)
+    }
 
 
-def test_shipped_prompt_files_match_the_generator():
-    train, held = prompt_splits()
-    for name, sets in (("train", train), ("eval", held)):
-        records = load_prompts(ROOT / "prompts" / f"shapes_{name}.jsonl")
-        assert [r.prompt for r in records] == [caption(objects) for objects, _ in sets]
-        assert [r.negative_prompt for r in records] == [caption(neg) for _, neg in sets]
-    train_prompts = {r.prompt for r in load_prompts(ROOT / "prompts" / "shapes_train.jsonl")}
-    eval_records = load_prompts(ROOT / "prompts" / "shapes_eval.jsonl")
-    assert not train_prompts & {r.prompt for r in eval_records}
-    for record in eval_records:
-        objects = objects_from_metadata(record.metadata)
-        assert any(o in HELD_OUT for o in objects)
+# ---------------------------------------------------------------------------------------------
+# The local tokenizer
+# ---------------------------------------------------------------------------------------------
 
 
-def test_prompt_loader_formats_and_errors(tmp_path):
-    txt = tmp_path / "p.txt"
-    txt.write_text("# a comment\na red circle\n\n  a blue square  \n")
-    assert load_prompts(txt) == [PromptRecord("a red circle"), PromptRecord("a blue square")]
-    jsonl = tmp_path / "p.jsonl"
-    jsonl.write_text(json.dumps({"prompt": "x", "tag": "t", "metadata": {"k": 1}}) + "\n")
-    assert load_prompts(jsonl) == [PromptRecord("x", None, {"tag": "t", "k": 1})]
-    for bad, message in (
-        ('{"prompt": "ok"}\n{"prompt": ', "line 2: not valid JSON"),
-        ('{"prompt": ""}', "line 1: field 'prompt' must be a non-empty string"),
-        ('{"prompt": "a", "negative_prompt": 3}', "line 1: field 'negative_prompt'"),
-        ('["a"]', "line 1: expected a JSON object"),
-        ("\n\n", "holds no prompts"),
-    ):
-        jsonl.write_text(bad)
-        with pytest.raises(PromptFileError, match=message) as err:
-            load_prompts(jsonl)
-        assert str(jsonl) in str(err.value)
-    with pytest.raises(PromptFileError, match="does not exist"):
-        load_prompts(tmp_path / "missing.jsonl")
+@pytest.fixture(scope="module")
+def tokenizer():
+    images = torch.stack([s.image for s in S.random_scenes(40, seed=5)])
+    empty = PatchVQ(torch.zeros(1, 48), S.PATCH, S.IMAGE_SIZE)
+    codebook, _ = fit_codebook(empty.patches(images).reshape(-1, 48), 128, iterations=5)
+    return PatchVQ(codebook, S.PATCH, S.IMAGE_SIZE)
 
 
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+def test_changing_pixels_in_one_patch_changes_no_other_token(tokenizer):
+    image = S.random_scenes(1, seed=6)[0].image
+    tokens = tokenizer.encode(image[None])[0]
+    generator = torch.Generator().manual_seed(0)
+    for row, col in [(0, 0), (5, 7), (11, 11), (3, 10)]:
+        edited = image.clone()
+        block = (slice(None), slice(4 * row, 4 * row + 4), slice(4 * col, 4 * col + 4))
+        edited[block] = torch.rand(3, 4, 4, generator=generator)
+        changed = (tokenizer.encode(edited[None])[0] != tokens).nonzero().flatten().tolist()
+        assert set(changed) <= {row * 12 + col}
 
 
-@pytest.mark.skipif(
-    not (FIXTURES / "geneval-prompts.jsonl").exists(),
-    reason="shared/fixtures is not beside the project (only in the dev checkout)",
-)
-def test_geneval_prompt_file_loads_with_its_fields_as_metadata():
-    records = load_prompts(FIXTURES / "geneval-prompts.jsonl")
-    assert len(records) == 553
-    assert {r.metadata["tag"] for r in records} >= {"single_object", "two_object", "counting"}
-    assert all("include" in r.metadata for r in records)
+def test_replacing_one_token_changes_no_pixel_outside_its_patch(tokenizer):
+    tokens = torch.randint(0, 128, (1, 144), generator=torch.Generator().manual_seed(1))
+    image = tokenizer.decode(tokens)[0]
+    for position in (0, 17, 77, 143):
+        other = tokens.clone()
+        other[0, position] = (tokens[0, position] + 1) % 128
+        moved = (tokenizer.decode(other)[0] != image).any(dim=0)
+        row, col = divmod(position, 12)
+        outside = moved.clone()
+        outside[4 * row : 4 * row + 4, 4 * col : 4 * col + 4] = False
+        assert moved.any() and not outside.any()
+
+
+def test_tokenizer_round_trips_its_codebook_and_saves(tokenizer, tmp_path):
+    tokens = torch.randint(0, 128, (3, 144), generator=torch.Generator().manual_seed(2))
+    again = tokenizer.encode(tokenizer.decode(tokens))
+    assert torch.equal(tokenizer.decode(again), tokenizer.decode(tokens))
+    loaded = PatchVQ.from_pretrained(tokenizer.save_pretrained(tmp_path / "vq"))
+    assert torch.equal(loaded.codebook, tokenizer.codebook) and loaded.grid == (12, 12)
+    with pytest.raises(ValueError, match=r"images must be \(N, 3, 48, 48\)"):
+        tokenizer.encode(torch.zeros(1, 3, 32, 32))
+
+
+# ---------------------------------------------------------------------------------------------
+# The oracle: GenEval's rules
+# ---------------------------------------------------------------------------------------------
+
+CIRCLE = {"class": "circle", "count": 1}
+
+
+def test_detection_reads_class_colour_and_box():
+    scene = scene_of(S.SceneObject("triangle", "yellow", 4, 4, 16),
+                     S.SceneObject("cross", "purple", 28, 26, 14))  # fmt: skip
+    found = detect(scene.image[None])[0]
+    assert [(d.shape, d.color) for d in found] == [("triangle", "yellow"), ("cross", "purple")]
+    assert found[1].box == (28, 26, 42, 40)
+
+
+def test_counts_are_at_least_except_for_counting_which_is_exact():
+    circles = [S.SceneObject("circle", "red", x, 4, 12) for x in (2, 18, 34)]
+    image = scene_of(*circles).image
+    assert verdict(image, record("single_object", CIRCLE)).correct  # GenEval: at least one
+    assert verdict(image, record("counting", {**CIRCLE, "count": 3})).correct
+    wrong = verdict(image, record("counting", {**CIRCLE, "count": 2}))
+    assert not wrong.correct and "circle < 3" in wrong.reason  # the exclude rule
+    assert not verdict(image, record("counting", {**CIRCLE, "count": 4})).correct
+
+
+def test_colours_and_relations_follow_geneval():
+    red_left = S.SceneObject("circle", "red", 2, 18, 12)
+    blue_right = S.SceneObject("square", "blue", 30, 18, 12)
+    image = scene_of(red_left, blue_right).image
+    assert verdict(image, record("colors", {**CIRCLE, "color": "red"})).correct
+    assert not verdict(image, record("colors", {**CIRCLE, "color": "blue"})).correct
+    square = {"class": "square", "count": 1}
+    left = record("position", square, {**CIRCLE, "position": ["left of", 0]})
+    right = record("position", square, {**CIRCLE, "position": ["right of", 0]})
+    assert verdict(image, left).correct and not verdict(image, right).correct
+    attr = record("color_attr", {**CIRCLE, "color": "red"}, {**square, "color": "blue"})
+    swapped = record("color_attr", {**CIRCLE, "color": "blue"}, {**square, "color": "red"})
+    assert verdict(image, attr).correct and not verdict(image, swapped).correct
+    assert S.relations((0, 0, 10, 10), (30, 0, 40, 10)) == {"left of"}
+    assert S.relations((0, 0, 10, 10), (2, 1, 12, 11)) == set()  # within the margin
+
+
+def test_drawn_hard_negatives_are_judged_wrong():
+    rng = np.random.default_rng(3)
+    for tag in S.CATEGORIES:
+        metadata = S.all_metadata(tag)[-1]
+        for negative in S.hard_negatives(metadata)[:8]:
+            scene = S.sample_scene(negative, rng)
+            assert not verdict(scene.image, metadata).correct, (metadata["prompt"], scene.prompt)
+
+
+def test_bad_metadata_is_an_error_that_shows_the_layout():
+    image = torch.zeros(1, 3, 48, 48)
+    with pytest.raises(ValueError, match="GenEval's layout"):
+        judge_batch(image, [{"tag": "two_object", "include": [{"class": "dog", "count": 1}]}])
+    with pytest.raises(ValueError, match="1 images but 2 metadata"):
+        judge_batch(image, [{}, {}])
+
+
+def test_a_wrong_version_changes_one_object_in_place():
+    metadata = record("color_attr", {**CIRCLE, "color": "red"},
+                      {"class": "square", "count": 1, "color": "blue"})  # fmt: skip
+    scene = S.sample_scene(metadata, np.random.default_rng(4))
+    edited = wrong_version(scene.image, metadata, seed=0)
+    assert edited is not None and not verdict(edited, metadata).correct
+    moved = (edited != scene.image).any(dim=0)
+    regions = []
+    for x0, y0, x1, y1 in (o.box for o in scene.objects):  # the tiles each box touches
+        region = torch.zeros(48, 48, dtype=torch.bool)
+        region[y0 // 4 * 4 : -(-y1 // 4) * 4, x0 // 4 * 4 : -(-x1 // 4) * 4] = True
+        regions.append(region)
+    assert moved.any() and sum(not (moved & ~r).any() for r in regions) == 1  # one object's
+    assert wrong_version(torch.zeros(3, 48, 48), metadata, seed=0) is None  # not right

@@ -57,24 +57,24 @@ def tiny_config(assets, out, **sections):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_swap_changes_one_colour_else_one_object_deterministically():
-    swapped = swap_caption("a red circle at the top left", seed=0)
-    words, original = swapped.split(), ["a", "red", "circle", "at", "the", "top", "left"]
-    assert [i for i, (a, b) in enumerate(zip(words, original, strict=True)) if a != b] == [1]
-    assert words[1] in COLORS and words[1] != "red"  # stays in the shapes world's palette
-    assert swap_caption("a red circle at the top left", seed=0) == swapped
-    seeds = {swap_caption("a red circle at the top left", seed=s) for s in range(20)}
-    assert len(seeds) > 1
-
-    two = "a red circle at the top left and a blue square at the bottom right"
+def test_swap_changes_one_word_of_the_prompt_deterministically():
+    prompt = "a red circle at the top left"
+    swapped = swap_caption(prompt, seed=0)
+    words, original = swapped.split(), prompt.split()
+    assert len(words) == len(original)
+    assert sum(a != b for a, b in zip(words, original, strict=True)) == 1
+    assert swap_caption(prompt, seed=0) == swapped
+    seen = {swap_caption(prompt, seed=s) for s in range(40)}
+    assert "a red circle at the bottom left" in seen and "a red circle at the top right" in seen
+    assert "a blue circle at the top left" in seen and "a red square at the top left" in seen
+    two = "a red circle and a blue square"
     for seed in range(10):
         colours = [w for w in swap_caption(two, seed).split() if w in COLORS]
-        assert len(colours) == 2 and set(colours) != {"red", "blue"}
-        assert len(set(colours)) == 2  # the new colour is not one the prompt already names
-
-    assert swap_caption("A cat on the sofa", seed=1).split()[1] != "cat"
+        assert len(set(colours)) == len(colours)  # never a colour the prompt already names
+    assert swap_caption("a photo of two circles", seed=3).split()[3] in ("one", "three", "two")
+    assert "an orange circle" in {swap_caption("a red circle", s) for s in range(60)}
     assert swap_caption("Red apple", seed=0).split()[0].istitle()
-    with pytest.raises(ValueError, match="cannot derive a swapped caption from prompt 'hello'"):
+    with pytest.raises(ValueError, match="cannot derive a negative caption from prompt 'hello'"):
         swap_caption("hello")
 
 
@@ -88,6 +88,13 @@ def test_resolve_negatives_per_mode():
     assert resolve_negatives(records[:1], "caption") == ["a blue circle"]
     shapes = resolve_prompts("shapes:train")
     assert resolve_negatives(shapes, "caption") == [r.negative_prompt for r in shapes]
+    # attribute: GenEval metadata where a record has it, the perturber where it has none
+    mixed = [*shapes, PromptRecord("two red cats")]
+    attribute = resolve_negatives(mixed, "attribute", seed=1)
+    assert attribute[-1] == swap_caption("two red cats", 1)
+    assert all(n != r.prompt for n, r in zip(attribute, mixed, strict=True))
+    with pytest.raises(ValueError, match=r"prompt 1: cannot derive .* prompt 'hello there'"):
+        resolve_negatives([PromptRecord("hello there")], "attribute")
 
 
 def test_prompt_order_is_a_seeded_permutation_per_epoch_and_resumes():
@@ -214,7 +221,7 @@ def test_credit_reuses_the_recorded_branch_only_when_cfg_sampled_with_it(
     trainer = Trainer(config)
     indices = trainer.draw_prompts()
     rollout = trainer.sample(indices)
-    captions = [trainer.negatives[i] for i in indices]
+    captions = trainer.step_negatives(indices)
     per_sample = [captions[i] for i in rollout.prompt_index.tolist()]
     with torch.no_grad():
         caption_logp = trainer.policy.token_logprobs(rollout.sample_prompts, rollout.tokens,

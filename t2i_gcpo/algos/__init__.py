@@ -14,7 +14,12 @@ from t2i_gcpo.algos.credit import (
     token_divergence,
 )
 from t2i_gcpo.algos.losses import AGGREGATIONS, k3_kl, policy_loss, relaxed_kl_mask
-from t2i_gcpo.algos.metrics import localization_ratio, patch_coverage
+from t2i_gcpo.algos.metrics import (
+    localization_ratio,
+    patch_coverage,
+    precision_at_k,
+    token_auroc,
+)
 from t2i_gcpo.algos.presets import (
     DAPO,
     GCPO,
@@ -46,8 +51,10 @@ __all__ = [
     "k3_kl",
     "localization_ratio",
     "patch_coverage",
+    "precision_at_k",
     "policy_loss",
     "rank_exponent",
     "relaxed_kl_mask",
+    "token_auroc",
     "token_divergence",
 ]

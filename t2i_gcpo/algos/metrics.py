@@ -1,13 +1,22 @@
-"""Figures of where the credit falls, against the objects a judge found (pure tensor maths).
+"""Figures of where the credit falls, against the tokens of the objects a judge found or of
+the objects a test replaced (pure tensor maths).
 
 Token masks come from pixel masks by `patch_coverage` (the share of each token's patch that a
-mask covers). Each figure is per sample (a row); NaN marks rows where it is undefined.
+mask covers). Each figure is per sample (a row); NaN marks rows where it is undefined. The
+headline figures have a chance level and a perfect score: `token_auroc` (0.5 / 1.0) and
+`precision_at_k` (its chance level / 1.0); `localization_ratio` (1.0 = uniform) is secondary:
+under rank credit its ceiling is below 1 / (area share).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from t2i_gcpo.algos._checks import as_mask, check_shape
+from t2i_gcpo.algos.credit import average_ranks
 
 
 def patch_coverage(pixel_mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -39,3 +48,44 @@ def localization_ratio(credit: torch.Tensor, coverage: torch.Tensor) -> torch.Te
     area = coverage.mean(dim=1)
     ratio = inside / area
     return torch.where((area > 0) & (credit.sum(dim=1) > 0), ratio, torch.nan)
+
+
+def token_auroc(
+    scores: torch.Tensor, positives: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """scores, positives (bool), mask (B, T) -> (B,): per row, the probability that a random
+    positive token outscores a random negative one, ties counting one half (the Mann-Whitney
+    AUROC over the valid tokens). 0.5 is chance, 1.0 perfect; NaN for a row without positives
+    or without negatives."""
+    check_shape("positives", positives, tuple(scores.shape))
+    mask = as_mask(mask, scores)
+    positives = positives.bool() & mask
+    ranks = average_ranks(scores, mask)
+    n_pos = positives.sum(dim=1).float()
+    n_neg = mask.sum(dim=1).float() - n_pos
+    rank_sum = (ranks * positives).sum(dim=1)
+    auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return torch.where((n_pos > 0) & (n_neg > 0), auc, torch.nan)
+
+
+def precision_at_k(
+    scores: torch.Tensor, positives: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores, positives (bool), mask (B, T) -> (precision (B,), chance (B,)): the share of
+    positives among the K highest-scoring valid tokens, K = the row's number of positives
+    (ties at the K-th score shared out as a random tie-break would on average), and its chance
+    level K / (valid tokens). NaN for a row without positives."""
+    check_shape("positives", positives, tuple(scores.shape))
+    mask = as_mask(mask, scores)
+    positives = positives.bool() & mask
+    k = positives.sum(dim=1)
+    filled = scores.float().masked_fill(~mask, -math.inf)
+    ordered = filled.sort(dim=1, descending=True).values
+    kth = ordered.gather(1, (k - 1).clamp(min=0)[:, None])
+    above, tied = filled > kth, filled == kth
+    take_from_ties = k - above.sum(dim=1)
+    pos_ties = (tied & positives).sum(dim=1).float() / tied.sum(dim=1).clamp(min=1).float()
+    hits = (above & positives).sum(dim=1).float() + take_from_ties.float() * pos_ties
+    precision = torch.where(k > 0, hits / k.clamp(min=1).float(), torch.nan)
+    chance = torch.where(k > 0, k.float() / mask.sum(dim=1).clamp(min=1).float(), torch.nan)
+    return precision, chance

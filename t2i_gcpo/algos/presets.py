@@ -17,7 +17,8 @@ from t2i_gcpo.algos.credit import (
 )
 from t2i_gcpo.algos.losses import AGGREGATIONS
 
-NEGATIVE_MODES = ("null", "caption", "swap")
+NEGATIVE_MODES = ("null", "caption", "swap", "attribute")
+NEGATIVE_COMBINES = ("mean", "max")
 
 
 def knob(default, help: str):  # noqa: A002 - the word the docs use
@@ -43,6 +44,12 @@ class AlgorithmPreset:
         False, "DAPO: drop groups whose reward std is below min_group_std (no signal)."
     )
     min_group_std: float = knob(1e-6, "Threshold of the dynamic-sampling filter.")
+    refill_rounds: int = knob(
+        0,
+        "Dynamic sampling: when fewer groups than the step's prompts carry a signal, sample "
+        "this many more rounds of prompts at most to fill the batch, as DAPO does (0: train on "
+        "the informative groups only).",
+    )
     divergence: str = knob("k3", 'Per-token prompt dependence: "k3", "abs" or "logratio".')
     normalization: str = knob(
         "uniform", 'Credit: "uniform" (plain GRPO/DAPO), "rank", "softmax" or "linear".'
@@ -54,8 +61,18 @@ class AlgorithmPreset:
     negative: str = knob(
         "null",
         'Negative prompt of the credit contrast: "null" (the CFG null prompt), '
-        '"caption" (each prompt record\'s negative_prompt) or "swap" (one colour or object '
-        "word of the prompt swapped, see t2i_gcpo.data.negatives).",
+        '"caption" (each prompt record\'s negative_prompt), "swap" (one colour or object word '
+        'of the prompt swapped) or "attribute" (one thing a GenEval record names changed), '
+        "see t2i_gcpo.data.negatives.",
+    )
+    negative_count: int = knob(
+        1,
+        'Negatives a prompt is contrasted with ("swap" and "attribute" draw this many '
+        "different captions); their divergences are combined by negative_combine, then "
+        "normalized once.",
+    )
+    negative_combine: str = knob(
+        "mean", 'How several negatives\' per-token divergences combine: "mean" or "max".'
     )
     clip_low: float = knob(0.2, "Lower clip range: the ratio is clipped at 1 - clip_low.")
     clip_high: float = knob(
@@ -77,11 +94,24 @@ class AlgorithmPreset:
         check_choice("normalization", self.normalization, NORMALIZATIONS)
         check_choice("negative", self.negative, NEGATIVE_MODES)
         check_choice("aggregation", self.aggregation, AGGREGATIONS)
+        check_choice("negative_combine", self.negative_combine, NEGATIVE_COMBINES)
+        if isinstance(self.negative_count, bool) or not isinstance(self.negative_count, int):
+            raise ValueError(f"negative_count={self.negative_count!r} must be an int >= 1")
+        if self.negative_count < 1:
+            raise ValueError(f"negative_count={self.negative_count} must be >= 1")
+        if self.negative_count > 1 and self.negative not in ("swap", "attribute"):
+            raise ValueError(
+                f"negative_count={self.negative_count} needs negative 'swap' or 'attribute' "
+                f"(the {self.negative!r} negative has one caption a prompt)"
+            )
         check_open_unit("top_fraction", self.top_fraction)
         check_open_unit("top_mass", self.top_mass)
         check_positive("temperature", self.temperature)
         check_positive("advantage_eps", self.advantage_eps, allow_zero=True)
         check_positive("min_group_std", self.min_group_std, allow_zero=True)
+        if isinstance(self.refill_rounds, bool) or not isinstance(self.refill_rounds, int):
+            raise ValueError(f"refill_rounds={self.refill_rounds!r} must be an int >= 0")
+        check_positive("refill_rounds", self.refill_rounds, allow_zero=True)
         check_positive("clip_low", self.clip_low, allow_zero=True)
         check_positive("clip_high", self.clip_high, allow_zero=True)
         check_positive("beta", self.beta, allow_zero=True)
@@ -101,12 +131,17 @@ class AlgorithmPreset:
     def token_credit(
         self,
         logp_pos: torch.Tensor,
-        logp_neg: torch.Tensor,
+        logp_neg: torch.Tensor | list[torch.Tensor],
         mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """logp_pos, logp_neg, mask (B, T) -> (divergence, credit), (B, T) each: this preset's
-        divergence and credit weights (uniform credit for GRPO and DAPO)."""
-        divergence = token_divergence(logp_pos, logp_neg, self.divergence)
+        divergence and credit weights (uniform credit for GRPO and DAPO). A list of logp_neg
+        (several negatives) combines their divergences (mean or max) before the one
+        normalization."""
+        negatives = logp_neg if isinstance(logp_neg, list | tuple) else [logp_neg]
+        each = [token_divergence(logp_pos, n, self.divergence) for n in negatives]
+        stacked = torch.stack(each)
+        divergence = stacked.mean(dim=0) if self.negative_combine == "mean" else stacked.amax(0)
         credit = credit_weights(
             divergence,
             mask,
@@ -129,10 +164,12 @@ weight matches the GCPO reference recipe so the two differ only in credit."""
 DAPO = AlgorithmPreset(
     name="dapo",
     dynamic_sampling=True,
+    refill_rounds=3,
     clip_high=0.28,
     aggregation="token_mean",
 )
-"""DAPO: dynamic sampling (drop zero-variance groups), clip-higher 0.28, token mean, no KL."""
+"""DAPO: dynamic sampling (drop zero-variance groups and sample up to 3 more rounds of prompts to
+refill the batch), clip-higher 0.28, token mean, no KL."""
 
 GCPO = AlgorithmPreset(
     name="gcpo",

@@ -77,6 +77,52 @@ class Rollout:
         """The prompt of each sample: a list of N strings."""
         return [self.prompts[i] for i in self.prompt_index.tolist()]
 
+    @staticmethod
+    def concat(rollouts: list[Rollout]) -> Rollout:
+        """Rollouts of the same policy and settings -> one (prompts appended, in order)."""
+        first = rollouts[0]
+        offsets, count = [], 0
+        for rollout in rollouts:
+            offsets.append(count)
+            count += len(rollout.prompts)
+        negatives = None
+        if first.negative_prompts is not None:
+            negatives = [n for r in rollouts for n in r.negative_prompts]
+        entropy = None
+        if all(r.entropy is not None for r in rollouts):
+            entropy = torch.cat([r.entropy for r in rollouts])
+        return Rollout(
+            tokens=torch.cat([r.tokens for r in rollouts]),
+            logp_pos=torch.cat([r.logp_pos for r in rollouts]),
+            logp_neg=torch.cat([r.logp_neg for r in rollouts]),
+            prompt_index=torch.cat(
+                [r.prompt_index + o for r, o in zip(rollouts, offsets, strict=True)]
+            ),
+            prompts=[p for r in rollouts for p in r.prompts],
+            negative_prompts=negatives,
+            cfg_scale=first.cfg_scale,
+            entropy=entropy,
+        )
+
+    def prompt_subset(self, which: list[int]) -> Rollout:
+        """The samples of the prompts `which` (indices into `prompts`), in that order."""
+        rows = torch.cat([(self.prompt_index == i).nonzero().flatten() for i in which])
+        remap = {old: new for new, old in enumerate(which)}
+        return Rollout(
+            tokens=self.tokens[rows],
+            logp_pos=self.logp_pos[rows],
+            logp_neg=self.logp_neg[rows],
+            prompt_index=torch.tensor(
+                [remap[i] for i in self.prompt_index[rows].tolist()], device=self.tokens.device
+            ),
+            prompts=[self.prompts[i] for i in which],
+            negative_prompts=None
+            if self.negative_prompts is None
+            else [self.negative_prompts[i] for i in which],
+            cfg_scale=self.cfg_scale,
+            entropy=None if self.entropy is None else self.entropy[rows],
+        )
+
     @property
     def sample_negatives(self) -> list[str] | None:
         """The negative caption of each sample (N strings), or None for the null branch."""
@@ -166,6 +212,10 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (N, T) -> images (N, 3, H_px, W_px) float32 in [0, 1]."""
+
+    @abc.abstractmethod
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images (N, 3, H_px, W_px) in [0, 1] -> tokens (N, T): the image tokenizer's codes."""
 
     @abc.abstractmethod
     def trainable_parameters(self) -> list[torch.nn.Parameter]:

@@ -14,6 +14,7 @@ attention mask, in sampling and in teacher forcing alike, so both compute the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from transformers.utils import cached_file
 
 from t2i_gcpo.files import atomic_path
 from t2i_gcpo.policies.base import NULL_NEGATIVE, Policy, Rollout
+from t2i_gcpo.policies.image_tokenizers import FOLDER as IMAGE_TOKENIZER_FOLDER
+from t2i_gcpo.policies.image_tokenizers import load_image_tokenizer
+from t2i_gcpo.policies.lora import save_adapters
 
 BOI_TOKEN = "<begin_of_image>"
 """The image-start token of Janus tokenizers, used when generation_config has no boi id."""
@@ -201,6 +205,9 @@ class JanusPolicy(Policy):
     Trainable: the Llama backbone (with its text embeddings), the generation embeddings,
     aligner and head. Frozen and always in eval mode: the VQ model and the understanding-only
     vision encoder and aligner, which image generation never uses.
+
+    `image_tokenizer` (see policies.image_tokenizers) replaces the model's VQ for encoding and
+    decoding images (the shapes world's local PatchVQ); its codebook must match the model's.
     """
 
     def __init__(
@@ -208,15 +215,23 @@ class JanusPolicy(Policy):
         model: JanusForConditionalGeneration,
         tokenizer: PreTrainedTokenizerBase,
         gradient_checkpointing: bool = False,
+        image_tokenizer: torch.nn.Module | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.image_tokenizer = image_tokenizer
+        self.adapter, self.lora_base = None, None  # set by policies.lora.add_adapters
+        self.compute_dtype: torch.dtype | None = None  # mixed precision (see computing)
+        self.sampler = "auto"  # "dynamic", "static" or "auto" (see uses_static_sampler)
+        self._compiled_step = None
+        if image_tokenizer is not None:
+            self._check_image_tokenizer(image_tokenizer)
         self.bos_id, self.pad_id, self.boi_id = self._special_ids()
         self._check_grid()
         for frozen in self._frozen_modules():
             frozen.requires_grad_(False)
         if gradient_checkpointing:
-            _enable_checkpointing(model)
+            self.enable_gradient_checkpointing()
         self.train(model.training)
 
     # -- construction ---------------------------------------------------------------------
@@ -256,6 +271,28 @@ class JanusPolicy(Policy):
                 f"= {side * side} tokens; they must be equal"
             )
 
+    def computing(self):
+        """The context the model computes in: autocast to `compute_dtype` when it is set and
+        differs from the weights' (mixed precision over float32 master weights), else none.
+        Log-probs are taken in float32 after it (gather_logprobs)."""
+        if self.compute_dtype is None or self.compute_dtype == self.dtype:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.compute_dtype)
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the backbone's activations in the backward pass (non-reentrant)."""
+        _enable_checkpointing(self.model)
+
+    def _check_image_tokenizer(self, image_tokenizer: torch.nn.Module) -> None:
+        """Raise ValueError unless the image tokenizer's codebook and grid are the model's."""
+        expected = (self.model.config.vq_config.num_embeddings, tuple(self.grid))
+        got = (image_tokenizer.codebook_size, tuple(image_tokenizer.grid))
+        if got != expected:
+            raise ValueError(
+                f"the image tokenizer has {got[0]} codes on a {got[1]} grid but the model "
+                f"expects {expected[0]} codes on a {expected[1]} grid"
+            )
+
     def _frozen_modules(self) -> list[torch.nn.Module]:
         """The modules image generation never trains: VQ model, understanding encoder, aligner."""
         inner = self.model.model
@@ -273,17 +310,28 @@ class JanusPolicy(Policy):
         model = JanusForConditionalGeneration.from_pretrained(
             path_or_id, dtype=resolve_dtype(dtype), use_safetensors=True
         )
+        image_tokenizer = None
+        folder = Path(path_or_id) / IMAGE_TOKENIZER_FOLDER
+        if folder.is_dir():
+            image_tokenizer = load_image_tokenizer(folder)
         if device is not None:
             model = model.to(device)
-        return cls(model, load_janus_tokenizer(path_or_id), gradient_checkpointing)
+            image_tokenizer = image_tokenizer and image_tokenizer.to(device)
+        return cls(model, load_janus_tokenizer(path_or_id), gradient_checkpointing, image_tokenizer)
 
     def save(self, directory: str | Path) -> Path:
         """Write model (safetensors) and tokenizer to `directory` atomically; return its path
-        (a crash leaves either the old folder or the new one, never a half-written one)."""
+        (a crash leaves either the old folder or the new one, never a half-written one). A
+        policy with LoRA adapters writes the adapters and its base's name (policies.lora)."""
         target = Path(directory).expanduser().resolve()
         with atomic_path(target, folder=True) as staging:
+            if self.adapter is not None:  # the adapters and the base's name, not a merged copy
+                save_adapters(self, staging)
+                return target
             self.model.save_pretrained(staging, safe_serialization=True)
             self.tokenizer.save_pretrained(staging)
+            if self.image_tokenizer is not None:
+                self.image_tokenizer.save_pretrained(staging / IMAGE_TOKENIZER_FOLDER)
         return target
 
     # -- properties -----------------------------------------------------------------------
@@ -307,7 +355,11 @@ class JanusPolicy(Policy):
 
     @property
     def image_size(self) -> tuple[int, int]:
-        """(H_px, W_px): the grid times the VQ decoder's upsampling 2 ** (levels - 1)."""
+        """(H_px, W_px): the image tokenizer's, else the grid times the VQ decoder's
+        upsampling 2 ** (levels - 1)."""
+        if self.image_tokenizer is not None:
+            size = self.image_tokenizer.image_size
+            return size, size
         factor = 2 ** (len(self.model.config.vq_config.channel_multiplier) - 1)
         height, width = self.grid
         return height * factor, width * factor
@@ -417,8 +469,13 @@ class JanusPolicy(Policy):
         return out.last_hidden_state, out.cache
 
     def image_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (..., D) -> image-token logits (..., codebook_size) from the generation head."""
-        return self.model.model.generation_head(hidden)
+        """hidden (..., D) -> image-token logits (..., codebook_size) from the generation head.
+        Under mixed precision (`computing`) the head runs in float32 on float32 hidden states:
+        logits rounded to bfloat16 (spacing 1/16 at 10) would cost more than the rest."""
+        if self.compute_dtype is None or self.compute_dtype == self.dtype:
+            return self.model.model.generation_head(hidden)
+        with torch.autocast(self.device.type, enabled=False):
+            return self.model.model.generation_head(hidden.float())
 
     # -- sampling ---------------------------------------------------------------------------
 
@@ -447,7 +504,10 @@ class JanusPolicy(Policy):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Doubled prompt batch (2B, L) -> tokens (B, T), branch log-probs (2B, T) float32,
         positive-branch entropies (B, T) float32."""
-        logits, cache = self.prefill(ids, mask)
+        if self.uses_static_sampler:
+            logits, decode = self.static_decoder(ids, mask)
+        else:
+            logits, decode = self.dynamic_decoder(ids, mask)
         tokens, logps, entropies = [], [], []
         for step in range(self.num_tokens):
             token = pick_tokens(cfg_logits(logits, cfg_scale), temperature, top_k, top_p, generator)
@@ -456,9 +516,74 @@ class JanusPolicy(Policy):
             logps.append(gather_logprobs(logits, both))
             entropies.append(entropy(logits[: len(token)]))
             if step + 1 < self.num_tokens:
-                mask = extend_mask(mask)
-                logits = self.decode_one(both, mask, cache)
+                logits = decode(both)
         return torch.stack(tokens, dim=1), torch.stack(logps, dim=1), torch.stack(entropies, 1)
+
+    @property
+    def uses_static_sampler(self) -> bool:
+        """sampler "static", or "auto" on a CUDA device (where CUDA graphs pay off)."""
+        return self.sampler == "static" or (self.sampler == "auto" and self.device.type == "cuda")
+
+    def dynamic_decoder(self, ids: torch.Tensor, mask: torch.Tensor):
+        """Prefill into a growing cache -> (first logits (2B, V), decode(tokens (2B,)) -> next
+        logits): the cache and the mask grow by one position a step."""
+        logits, cache = self.prefill(ids, mask)
+        state = {"mask": mask}
+
+        def decode(tokens: torch.Tensor) -> torch.Tensor:
+            state["mask"] = extend_mask(state["mask"])
+            return self.decode_one(tokens, state["mask"], cache)
+
+        return logits, decode
+
+    def static_decoder(self, ids: torch.Tensor, mask: torch.Tensor):
+        """Prefill into a preallocated (static) KV cache -> (first logits, decode): every
+        decode step has the same shapes and buffers (the full-length mask is filled in place,
+        the positions advance in place), so on CUDA it is compiled once and replayed as a CUDA
+        graph (torch.compile, mode "reduce-overhead"), without Python's per-kernel overhead."""
+        from transformers import StaticCache
+
+        length, total = ids.shape[1], ids.shape[1] + self.num_tokens
+        cache = StaticCache(config=self.model.config.text_config, max_cache_len=total)
+        full = mask.new_zeros(mask.shape[0], total)
+        full[:, :length] = mask
+        positions = position_ids(mask)
+        out = self.model.model.language_model(
+            inputs_embeds=self.text_embeds(ids),
+            attention_mask=full,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+        )
+        step = {"index": length, "position": positions[:, -1:].clone()}
+        run = self._static_step()
+
+        def decode(tokens: torch.Tensor) -> torch.Tensor:
+            full[:, step["index"]] = 1
+            step["index"] += 1
+            step["position"] += 1
+            return run(tokens, full, step["position"], cache)
+
+        return self.image_logits(out.last_hidden_state[:, -1]), decode
+
+    def _static_step(self):
+        """One decode step over a static cache; compiled for CUDA graphs on a CUDA device."""
+
+        def one(tokens, mask, position, cache):
+            out = self.model.model.language_model(
+                inputs_embeds=self.image_embeds(tokens[:, None]),
+                attention_mask=mask,
+                position_ids=position,
+                cache=cache,
+                use_cache=True,
+            )
+            return self.image_logits(out.last_hidden_state[:, -1])
+
+        if self.device.type != "cuda":
+            return one
+        if self._compiled_step is None:
+            self._compiled_step = torch.compile(one, mode="reduce-overhead", dynamic=False)
+        return self._compiled_step
 
     @torch.no_grad()
     def sample(
@@ -485,9 +610,10 @@ class JanusPolicy(Policy):
         was_training = self.model.training
         self.eval()
         try:
-            tokens, logps, entropies = self.generate_tokens(
-                ids, mask, cfg_scale, temperature, top_k, top_p, generator
-            )
+            with self.computing():
+                tokens, logps, entropies = self.generate_tokens(
+                    ids, mask, cfg_scale, temperature, top_k, top_p, generator
+                )
         finally:
             self.train(was_training)
         logp_pos, logp_neg = logps.chunk(2, dim=0)
@@ -538,13 +664,31 @@ class JanusPolicy(Policy):
         self._check_tokens(tokens, num_rows=len(prompts))
         tokens = tokens.to(self.device)
         ids, mask = left_pad(self.branch_rows(prompts, negative_prompts), self.pad_id, self.device)
-        embeds = torch.cat([self.text_embeds(ids), self.image_embeds(tokens[:, :-1])], dim=1)
-        hidden, _ = self.backbone(embeds, extend_mask(mask, self.num_tokens - 1))
-        return gather_logprobs(self.image_logits(hidden[:, -self.num_tokens :]), tokens)
+        with self.computing():
+            embeds = torch.cat([self.text_embeds(ids), self.image_embeds(tokens[:, :-1])], dim=1)
+            hidden, _ = self.backbone(embeds, extend_mask(mask, self.num_tokens - 1))
+            logits = self.image_logits(hidden[:, -self.num_tokens :])
+        return gather_logprobs(logits, tokens)
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (N, T) -> images (N, 3, H_px, W_px) float32 in [0, 1] through the VQ decoder."""
+        """tokens (N, T) -> images (N, 3, H_px, W_px) float32 in [0, 1] (the image tokenizer,
+        else the VQ decoder)."""
         self._check_tokens(tokens)
+        if self.image_tokenizer is not None:
+            return self.image_tokenizer.decode(tokens.to(self.device)).float().contiguous()
         pixels = self.model.model.vqmodel.decode(tokens.to(self.device))
         return ((pixels.float().clamp(-1, 1) + 1) / 2).contiguous()
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images (N, 3, H_px, W_px) in [0, 1] -> tokens (N, T) (the image tokenizer, else the
+        VQ encoder)."""
+        expected = (3, *self.image_size)
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise ValueError(f"images must be (N, {expected}), got {tuple(images.shape)}")
+        if self.image_tokenizer is not None:
+            return self.image_tokenizer.encode(images.to(self.device))
+        vq = self.model.model.vqmodel
+        pixels = images.to(device=self.device, dtype=self.dtype) * 2.0 - 1.0
+        return vq.encode(pixels).image_tokens.view(len(images), -1)

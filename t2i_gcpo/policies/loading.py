@@ -18,6 +18,7 @@ import torch
 from reward_models.registry import PluginRegistry
 from t2i_gcpo.policies.base import Policy
 from t2i_gcpo.policies.janus import JanusPolicy
+from t2i_gcpo.policies.lora import is_adapter_folder, load_adapters
 
 POLICIES = PluginRegistry("policy", "t2i_gcpo.policies")
 """Policy names -> factories called as factory(dtype=..., device=...)."""
@@ -50,7 +51,10 @@ def _expected() -> str:
 
 
 def _load_local(folder: Path, dtype, device) -> Policy:
-    """A local model folder -> Policy, chosen by config.json's model_type."""
+    """A local model folder -> Policy: LoRA adapters over their base policy (policies.lora),
+    else chosen by config.json's model_type."""
+    if is_adapter_folder(folder):
+        return load_adapters(folder, lambda base: load_policy(base, dtype=dtype, device=device))
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder} has no config.json; expected {_expected()}")

@@ -32,24 +32,36 @@ def _per_sample(rollout: Rollout, negatives: Sequence[str] | None) -> list[str] 
 
 
 @torch.no_grad()
+def score_tokens(
+    policy: Policy,
+    prompts: Sequence[str],
+    tokens: torch.Tensor,
+    branch: Sequence[str] | str | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """prompts (N,), tokens (N, T) -> teacher-forced log-probs (N, T) float32, no gradient.
+
+    branch: None scores each row's prompt, "null" the null prompt, a list of N captions those
+    captions. `batch_size` rows per forward pass (default 64).
+    """
+    size, prompts = batch_size or DEFAULT_BATCH, list(prompts)
+    parts = []
+    for start in range(0, len(prompts), size):
+        part = slice(start, start + size)
+        chosen = branch if branch is None or isinstance(branch, str) else list(branch[part])
+        parts.append(policy.token_logprobs(prompts[part], tokens[part], chosen))
+    return torch.cat(parts).float()
+
+
 def teacher_forced_logprobs(
     policy: Policy,
     rollout: Rollout,
     branch: Sequence[str] | str | None = None,
     batch_size: int | None = None,
 ) -> torch.Tensor:
-    """rollout (N samples of T tokens) -> log-probs (N, T) float32 under `branch`, no gradient.
-
-    branch: None scores each sample's own prompt, "null" the null prompt, a list of N captions
-    (one per sample) those captions. `batch_size` samples per forward pass (default 64).
-    """
-    size = batch_size or DEFAULT_BATCH
-    prompts, parts = rollout.sample_prompts, []
-    for start in range(0, rollout.num_samples, size):
-        part = slice(start, start + size)
-        chosen = branch if branch is None or isinstance(branch, str) else list(branch[part])
-        parts.append(policy.token_logprobs(prompts[part], rollout.tokens[part], chosen))
-    return torch.cat(parts).float()
+    """rollout (N samples of T tokens) -> log-probs (N, T) float32 under `branch` (see
+    score_tokens; a list gives one caption per sample), no gradient."""
+    return score_tokens(policy, rollout.sample_prompts, rollout.tokens, branch, batch_size)
 
 
 def negative_logprobs(

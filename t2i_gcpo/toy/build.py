@@ -1,12 +1,16 @@
-"""Train the shapes world's tiny models from scratch: VQ tokenizer, policy, CLIP, aesthetic head.
+"""Train the shapes world's tiny models from scratch: tokenizer, policy, CLIP, aesthetic head.
 
 `t2i-gcpo toy build` calls `build_assets`; each stage is a function of its own so tests can run
-it with a tiny step budget.
+it with a tiny budget. Stages: the local tokenizer's codebook (k-means on patches of train-split
+scenes), the policy (next-token pretraining on train-split scenes, with caption dropout for the
+null branch), the CLIP (contrastive, with every category's hard negatives) and the aesthetic
+head (clean renders against degraded ones).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -26,144 +30,98 @@ from t2i_gcpo.toy.models import (
     shapes_clip_config,
     shapes_tokenizer,
 )
-from t2i_gcpo.toy.scenes import BACKGROUND, all_contrastive, caption, random_scenes
+from t2i_gcpo.toy.scenes import IMAGE_SIZE, PATCH, TILES, hard_negatives, random_scenes
+from t2i_gcpo.toy.tokenizer import PatchVQ, fit_codebook
+
+STAGE_STEPS = {"tokenizer": 25, "policy": 1200, "clip": 1500, "aesthetic": 2000}
+"""Iterations of each stage at --steps-scale 1 (k-means iterations for the tokenizer)."""
+SCENES = {"tokenizer": 4000, "policy": 76800, "clip": 20000, "aesthetic": 4096}
+"""Scenes each stage draws at --steps-scale 1 (fewer, at least 256, below 1)."""
+CODEBOOK_SIZE = 512
+PRETRAIN_WEIGHTS = (1.0, 1.0, 1.0, 1.5, 1.5, 2.0)
+"""How often pretraining draws each category (CATEGORIES' order): the ones that bind words to
+colours and places, which a small model learns last, more often."""
 
 
-def scene_images(n: int, seed: int, split: str = "any") -> torch.Tensor:
-    """(n, 3, H, W) in [0, 1]: rendered scenes."""
-    return torch.stack([scene.image for scene in random_scenes(n, seed, split)])
+def scene_batch(scenes) -> torch.Tensor:
+    """(n, 3, H, W) in [0, 1]: the images of some scenes."""
+    return torch.stack([scene.image for scene in scenes])
 
 
-def _vq_forward(vq, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """pixels (B, 3, H, W) in [-1, 1] -> (reconstruction, VQ loss, codes (B*h*w,)).
-
-    Quantises as JanusVQVAE decodes: to L2-normalised codebook rows (its
-    `get_codebook_entry` normalises them), matching L2-normalised encoder outputs; the
-    gradient passes straight through. (JanusVQVAE.forward decodes from the code ids, which
-    would cut the encoder's gradient.) The VQ loss pulls the codebook to the encoder outputs
-    with weight 1 and the encoder to the codebook with the config's beta."""
-    latent = F.normalize(vq.quant_conv(vq.encoder(pixels)), dim=1)
-    flat = latent.permute(0, 2, 3, 1).reshape(-1, vq.quantize.embedding_dim)
-    codebook = F.normalize(vq.quantize.embedding.weight, dim=-1)
-    codes = (flat.detach() @ codebook.T).argmax(dim=-1)
-    chosen = codebook[codes]
-    loss = F.mse_loss(chosen, flat.detach()) + vq.quantize.beta * F.mse_loss(flat, chosen.detach())
-    straight = (flat + (chosen - flat).detach()).view(
-        latent.shape[0], latent.shape[2], latent.shape[3], -1
-    )
-    return vq.decoder(vq.post_quant_conv(straight.permute(0, 3, 1, 2))), loss, codes
-
-
-def _reseed_codes(vq, pixels: torch.Tensor, which: torch.Tensor, generator) -> None:
-    """Set codebook rows `which` to randomly chosen (normalised) encoder outputs of `pixels`."""
-    with torch.no_grad():
-        latent = F.normalize(vq.quant_conv(vq.encoder(pixels)), dim=1).permute(0, 2, 3, 1)
-        latent = latent.reshape(-1, vq.quantize.embedding_dim)
-        pick = torch.randint(len(latent), (which.numel(),), generator=generator)
-        vq.quantize.embedding.weight[which] = latent[pick]
-
-
-def train_vq(
-    vq,
-    steps: int,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    seed: int = 0,
-    n_scenes: int = 8192,
-    progress: bool = True,
-) -> dict[str, float]:
-    """Train a JanusVQVAE on rendered scenes in place; returns the final losses.
-
-    The codebook is seeded from encoder outputs after a short warm-up, and codes unused for
-    100 steps are re-seeded until 80% of training (no dead codes)."""
-    generator = torch.Generator().manual_seed(seed)
-    images = scene_images(n_scenes, seed) * 2.0 - 1.0
-    vq.train()
-    vq.requires_grad_(True)
-    optimizer = torch.optim.Adam(vq.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=lr * 0.05)
-    usage = torch.zeros(vq.config.num_embeddings)
-    bar = tqdm(range(steps), desc="VQ tokenizer", disable=not progress)
-    for step in bar:
-        batch = images[torch.randint(len(images), (batch_size,), generator=generator)]
-        recon, vq_loss, codes = _vq_forward(vq, batch)
-        recon_loss = F.mse_loss(recon, batch)
-        optimizer.zero_grad(set_to_none=True)
-        (recon_loss + vq_loss).backward()
-        optimizer.step()
-        schedule.step()
-        usage += torch.bincount(codes.detach(), minlength=usage.numel())
-        if step == min(50, steps // 4):
-            _reseed_codes(vq, batch, torch.arange(usage.numel()), generator)
-            usage.zero_()
-        elif (step + 1) % 100 == 0 and step + 1 < steps * 0.8:
-            _reseed_codes(vq, batch, (usage == 0).nonzero().flatten(), generator)
-            usage.zero_()
-        bar.set_postfix(recon=f"{recon_loss.item():.4f}")
-    with torch.no_grad():  # unit rows: encode's nearest code is then the normalised one
-        vq.quantize.embedding.weight.copy_(F.normalize(vq.quantize.embedding.weight, dim=-1))
-    vq.eval()
-    vq.requires_grad_(False)
-    return {"recon_mse": recon_loss.item(), "vq_loss": vq_loss.item()}
+def build_tokenizer(
+    n_scenes: int, iterations: int, seed: int = 0, texture: float = 1.0
+) -> tuple[PatchVQ, dict]:
+    """The local tokenizer: k-means of the patches of train-split scenes into CODEBOOK_SIZE
+    entries; returns it and its reconstruction error."""
+    scenes = random_scenes(n_scenes, seed + 11, split="train", texture=texture)
+    empty = PatchVQ(torch.zeros(1, 3 * PATCH * PATCH), PATCH, IMAGE_SIZE)
+    patches = empty.patches(scene_batch(scenes)).reshape(-1, 3 * PATCH * PATCH)
+    patches = torch.cat([patches, TILES.flatten(1)])  # every tile has its code
+    codebook, mse = fit_codebook(patches, CODEBOOK_SIZE, iterations, seed)
+    return PatchVQ(codebook, PATCH, IMAGE_SIZE), {"mse_per_pixel": mse}
 
 
 @torch.no_grad()
-def encode_scenes(vq, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """images (N, 3, H, W) in [0, 1] -> VQ codes (N, h*w) long, in raster order."""
-    codes = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size] * 2.0 - 1.0
-        codes.append(vq.encode(batch).image_tokens.view(len(batch), -1))
-    return torch.cat(codes)
+def encode_scenes(policy, scenes, batch_size: int = 512) -> torch.Tensor:
+    """scenes -> their image tokens (N, T) long, through the policy's tokenizer."""
+    return torch.cat(
+        [
+            policy.encode(scene_batch(scenes[start : start + batch_size]))
+            for start in range(0, len(scenes), batch_size)
+        ]
+    )
+
+
+def cosine_schedule(optimizer, steps: int, warmup_share: float = 0.05, floor: float = 0.05):
+    """Linear warmup over `warmup_share` of the steps, then cosine decay to `floor` x lr."""
+    warmup = max(1, round(steps * warmup_share))
+
+    def factor(step: int) -> float:
+        progress = min(step, steps) / max(1, steps)
+        return min(1.0, (step + 1) / warmup) * (
+            floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        )
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def pretrain_policy(
     policy,
     steps: int,
     batch_size: int = 64,
-    lr: float = 1e-3,
+    lr: float = 1.5e-3,
     seed: int = 0,
-    n_scenes: int = 16384,
+    n_scenes: int = 76800,
+    texture: float = 1.0,
     caption_dropout: float = 0.1,
     weight_decay: float = 0.1,
     attention_dropout: float = 0.1,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Teach a JanusPolicy to draw captions of the "train" split (next-token NLL on VQ codes).
+    """Teach a JanusPolicy to draw the prompts of the "train" split (next-token NLL on its
+    tokenizer's codes of drawn scenes).
 
     A `caption_dropout` share of every batch is scored under the null prompt, so that the
     unconditional branch that classifier-free guidance needs is learnt too. Weight decay and
-    attention dropout regularise towards compositions: with them the policy draws held-out
-    colour-shape-position triples far more often (single objects 38% -> 63-70% in one
-    measurement). The dropout is switched off again at the end, so that RL fine-tuning scores
-    tokens with the same network that sampled them."""
-    scenes = random_scenes(n_scenes, seed + 1, split="train")
-    codes = encode_scenes(policy.model.model.vqmodel, torch.stack([s.image for s in scenes]))
-    captions = [s.caption for s in scenes]
+    attention dropout regularise towards composing what it saw; the dropout is switched off
+    again at the end, so that RL scores tokens with the same network that sampled them."""
+    scenes = random_scenes(
+        n_scenes, seed + 1, split="train", texture=texture, weights=PRETRAIN_WEIGHTS
+    )
+    codes = encode_scenes(policy, scenes)
+    captions = [scene.prompt for scene in scenes]
     generator = torch.Generator().manual_seed(seed)
     params = policy.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    schedule = cosine_schedule(optimizer, steps)
     set_attention_dropout(policy, attention_dropout)
-    warmup = max(1, steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: (
-            min(1.0, (s + 1) / warmup)
-            * (
-                0.05
-                + 0.95
-                * 0.5
-                * (1 + torch.cos(torch.tensor(torch.pi * min(s, steps) / steps)).item())
-            )
-        ),
-    )
     n_null = max(1, round(caption_dropout * batch_size)) if caption_dropout > 0 else 0
+    order = torch.randperm(len(codes), generator=generator)
     policy.train()
     bar = tqdm(range(steps), desc="policy pretraining", disable=not progress)
-    for _ in bar:
-        pick = torch.randint(len(codes), (batch_size,), generator=generator).tolist()
-        tokens = codes[pick]
-        prompts = [captions[i] for i in pick]
+    for step in bar:
+        pick = order[(torch.arange(batch_size) + step * batch_size) % len(codes)].tolist()
+        tokens, prompts = codes[pick], [captions[i] for i in pick]
         logp = policy.token_logprobs(prompts[n_null:], tokens[n_null:])
         nll = -logp.mean()
         loss = nll * (batch_size - n_null) / batch_size
@@ -206,18 +164,19 @@ def train_clip(
     negatives_per_scene: int = 3,
     lr: float = 1e-3,
     seed: int = 0,
-    n_scenes: int = 16384,
+    n_scenes: int = 20000,
+    texture: float = 1.0,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Contrastive training of an open_clip model on scenes and captions, with hard negatives.
-
-    Each batch scores every image against the batch's captions plus `negatives_per_scene`
-    hard negatives per scene (one attribute or position changed), so the model must bind
-    colours to shapes and places rather than recognise words."""
+    """Contrastive training of an open_clip model on scenes and their prompts, with hard
+    negatives: each batch scores every image against the batch's prompts plus
+    `negatives_per_scene` of its scene's hard negatives (one class, colour, count or relation
+    changed, or two objects' colours or places swapped), so that the model must count, bind
+    colours to shapes and read relations rather than recognise words."""
     rng = np.random.default_rng(seed)
-    scenes = random_scenes(n_scenes, seed + 2, split="any")
-    images = clip_pixels(torch.stack([s.image for s in scenes]))
-    negative_sets = [all_contrastive(s.objects) for s in scenes]
+    scenes = random_scenes(n_scenes, seed + 2, split="any", texture=texture)
+    images = clip_pixels(scene_batch(scenes))
+    negative_sets = [[n["prompt"] for n in hard_negatives(s.metadata)] for s in scenes]
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
@@ -225,11 +184,11 @@ def train_clip(
     bar = tqdm(range(steps), desc="shapes CLIP", disable=not progress)
     for _ in bar:
         pick = torch.randint(len(scenes), (batch_size,), generator=generator).tolist()
-        texts = [scenes[i].caption for i in pick]
+        texts = [scenes[i].prompt for i in pick]
         for i in pick:
             options = negative_sets[i]
-            chosen = rng.choice(len(options), size=negatives_per_scene, replace=False)
-            texts += [caption(options[j]) for j in chosen]
+            chosen = rng.choice(len(options), size=min(negatives_per_scene, len(options)))
+            texts += [options[j] for j in chosen]
         image_features = F.normalize(model.encode_image(images[pick]), dim=-1)
         text_features = F.normalize(model.encode_text(tokenizer(texts)), dim=-1)
         logits = model.logit_scale.exp() * image_features @ text_features.T
@@ -249,16 +208,19 @@ def train_clip(
 
 
 @torch.no_grad()
-def clip_caption_rank_accuracy(model, tokenizer, scenes) -> float:
-    """Share of scenes whose true caption scores above every one of its hard negatives."""
-    hits = 0
+def clip_caption_rank_accuracy(model, tokenizer, scenes) -> dict[str, float]:
+    """Per category (and "all"), the share of scenes whose prompt scores above every one of
+    its hard negatives."""
+    hits: dict[str, list[float]] = {}
     for scene in scenes:
-        texts = [scene.caption] + [caption(n) for n in all_contrastive(scene.objects)]
+        texts = [scene.prompt] + [n["prompt"] for n in hard_negatives(scene.metadata)]
         image = F.normalize(model.encode_image(clip_pixels(scene.image[None])), dim=-1)
         text = F.normalize(model.encode_text(tokenizer(texts)), dim=-1)
         scores = (image @ text.T)[0]
-        hits += int(scores[0] > scores[1:].max())
-    return hits / len(scenes)
+        right = float(scores[0] > scores[1:].max())
+        hits.setdefault(scene.metadata["tag"], []).append(right)
+        hits.setdefault("all", []).append(right)
+    return {tag: sum(v) / len(v) for tag, v in hits.items()}
 
 
 DEGRADATIONS = ("blur", "noise", "color_shift", "broken")
@@ -278,17 +240,13 @@ def degrade(scene, kind: str, rng: np.random.Generator) -> torch.Tensor:
         return (image + shift).clamp(0, 1)
     if kind != "broken":
         raise ValueError(f"kind={kind!r}; expected one of {DEGRADATIONS}")
-    background = torch.tensor(BACKGROUND, dtype=torch.float32).view(3, 1) / 255.0
+    ground = TILES[0][:, :1, :1]
     for mask in scene.masks:
         ys, xs = mask.nonzero(as_tuple=True)
         centre = int(rng.integers(len(ys)))
-        half = int(rng.integers(2, 4))
-        box = torch.zeros_like(mask)
-        box[
-            max(0, ys[centre] - half) : ys[centre] + half,
-            max(0, xs[centre] - half) : xs[centre] + half,
-        ] = True
-        image[:, box] = background.expand(3, int(box.sum()))
+        half = int(rng.integers(3, 5))
+        y0, x0 = max(0, int(ys[centre]) - half), max(0, int(xs[centre]) - half)
+        image[:, y0 : int(ys[centre]) + half, x0 : int(xs[centre]) + half] = ground
     return image
 
 
@@ -302,12 +260,12 @@ def clip_image_embeddings(model, images: torch.Tensor, batch_size: int = 512) ->
     return F.normalize(torch.cat(out), dim=-1)
 
 
-def degraded_pairs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def degraded_pairs(n: int, seed: int, texture: float = 1.0):
     """(clean (n, 3, H, W), degraded (n, 3, H, W)): each scene with one random degradation."""
     rng = np.random.default_rng(seed)
-    scenes = random_scenes(n, seed + 3, split="any")
+    scenes = random_scenes(n, seed + 3, split="any", texture=texture)
     degraded = [degrade(s, DEGRADATIONS[i % len(DEGRADATIONS)], rng) for i, s in enumerate(scenes)]
-    return torch.stack([s.image for s in scenes]), torch.stack(degraded)
+    return scene_batch(scenes), torch.stack(degraded)
 
 
 def train_aesthetic(
@@ -317,10 +275,11 @@ def train_aesthetic(
     n_scenes: int = 4096,
     lr: float = 3e-3,
     seed: int = 0,
+    texture: float = 1.0,
     progress: bool = True,
 ) -> dict[str, float]:
     """Fit the aesthetic MLP on CLIP embeddings: clean renders score 7, degraded ones 3."""
-    clean, degraded = degraded_pairs(n_scenes, seed)
+    clean, degraded = degraded_pairs(n_scenes, seed, texture)
     features = torch.cat(
         [clip_image_embeddings(clip_model, clean), clip_image_embeddings(clip_model, degraded)]
     )
@@ -349,49 +308,49 @@ def aesthetic_rank_accuracy(head, clip_model, n: int = 512, seed: int = 99) -> f
     return (good > bad).float().mean().item()
 
 
-STAGE_STEPS = {"vq": 800, "policy": 1500, "clip": 500, "aesthetic": 2000}
-"""Optimizer steps of each stage at --steps-scale 1."""
-SCENES = {"vq": 8192, "policy": 16384, "clip": 16384, "aesthetic": 4096}
-"""Training scenes of each stage at --steps-scale 1 (fewer, at least 256, below 1)."""
-
-
 def _scaled(table: dict[str, int], stage: str, scale: float, minimum: int) -> int:
-    return max(
-        minimum, round(table[stage] * min(scale, 1.0) if table is SCENES else table[stage] * scale)
-    )
+    if table is SCENES:
+        return max(minimum, round(table[stage] * min(scale, 1.0)))
+    return max(minimum, round(table[stage] * scale))
 
 
 def build_assets(
-    out: str | Path, seed: int = 0, steps_scale: float = 1.0, progress: bool = True
+    out: str | Path,
+    seed: int = 0,
+    steps_scale: float = 1.0,
+    texture: float = 1.0,
+    progress: bool = True,
 ) -> dict:
-    """Train every shapes-world asset into `out` (policy/, clip/, aesthetic.safetensors,
-    build_report.json); returns the report. The folder appears whole or not at all."""
+    """Train every shapes-world asset into `out` (policy/ with its image_tokenizer/, clip/,
+    aesthetic.safetensors, build_report.json); returns the report. The folder appears whole or
+    not at all. `texture` is the world's background knob (1: textured, 0: flat)."""
     register_open_clip_configs()
-    report: dict = {"seed": seed, "steps_scale": steps_scale, "seconds": {}}
+    report: dict = {"seed": seed, "steps_scale": steps_scale, "texture": texture, "seconds": {}}
     steps = {s: _scaled(STAGE_STEPS, s, steps_scale, 2) for s in STAGE_STEPS}
     scenes = {s: _scaled(SCENES, s, steps_scale, 256) for s in SCENES}
-    report["steps"] = steps
+    report["steps"], report["scenes"] = steps, scenes
 
     def write(folder: Path) -> None:
         clock = time.perf_counter()
-        policy = janus_policy("shapes-janus", seed=seed)
-        report["vq"] = train_vq(
-            policy.model.model.vqmodel,
-            steps["vq"],
-            seed=seed,
-            n_scenes=scenes["vq"],
-            progress=progress,
+        image_tokenizer, report["tokenizer"] = build_tokenizer(
+            scenes["tokenizer"], steps["tokenizer"], seed, texture
         )
-        report["seconds"]["vq"] = time.perf_counter() - clock
+        report["seconds"]["tokenizer"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
+        policy = janus_policy("shapes-janus", seed=seed, image_tokenizer=image_tokenizer)
         report["policy"] = pretrain_policy(
-            policy, steps["policy"], seed=seed, n_scenes=scenes["policy"], progress=progress
+            policy,
+            steps["policy"],
+            seed=seed,
+            n_scenes=scenes["policy"],
+            texture=texture,
+            progress=progress,
         )
         policy.save(folder / "policy")
         report["seconds"]["policy"] = time.perf_counter() - clock
 
-        build_reward_assets(folder, seed, steps, scenes, report, progress)
+        build_reward_assets(folder, seed, steps, scenes, report, texture, progress)
         report["bytes"] = {p.name: _size(p) for p in sorted(folder.iterdir())}
         (folder / "build_report.json").write_text(json.dumps(report, indent=2))
 
@@ -401,7 +360,13 @@ def build_assets(
 
 
 def build_reward_assets(
-    folder: Path, seed: int, steps: dict, scenes: dict, report: dict, progress: bool = True
+    folder: Path,
+    seed: int,
+    steps: dict,
+    scenes: dict,
+    report: dict,
+    texture: float = 1.0,
+    progress: bool = True,
 ) -> None:
     """Train the shapes CLIP (folder/clip/) and its aesthetic head (folder/aesthetic.safetensors),
     each stage seeded on its own, so that they do not depend on what trained before them."""
@@ -436,6 +401,7 @@ def build_reward_assets(
         steps["clip"],
         seed=seed,
         n_scenes=scenes["clip"],
+        texture=texture,
         progress=progress,
     )
     save_file(clip_model.state_dict(), clip_dir / "open_clip_model.safetensors")
@@ -450,6 +416,7 @@ def build_reward_assets(
         steps["aesthetic"],
         seed=seed,
         n_scenes=scenes["aesthetic"],
+        texture=texture,
         progress=progress,
     )
     save_file(head.state_dict(), folder / "aesthetic.safetensors")

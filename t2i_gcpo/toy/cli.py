@@ -15,8 +15,8 @@ def add_toy_command(commands) -> None:
     toy_commands = toy.add_subparsers(dest="toy_command", metavar="TOY_COMMAND", required=True)
     build = toy_commands.add_parser(
         "build",
-        help="train the shapes world's VQ tokenizer, policy, CLIP and aesthetic head from scratch",
-        description="Train every shapes-world asset from scratch (about 25 minutes on 2 CPU "
+        help="train the shapes world's tokenizer, policy, CLIP and aesthetic head from scratch",
+        description="Train every shapes-world asset from scratch (at most 45 minutes on 2 CPU "
         "cores at --steps-scale 1) and write them, with build_report.json, to --out.",
     )
     build.add_argument(
@@ -28,6 +28,13 @@ def add_toy_command(commands) -> None:
         type=float,
         default=1.0,
         help="multiply every stage's optimizer steps by this (e.g. 0.01 to smoke-test)",
+    )
+    build.add_argument(
+        "--texture",
+        type=float,
+        default=1.0,
+        help="the background knob: the share of ground tiles drawn from the textured tiles "
+        "(1: textured, the shipped world; 0: a flat ground)",
     )
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(handler=run_toy_build)

@@ -28,6 +28,7 @@ from transformers import (
     LlamaConfig,
     PreTrainedTokenizerFast,
 )
+from transformers.initialization import no_init_weights
 
 from t2i_gcpo.policies.janus import JanusPolicy
 
@@ -144,6 +145,7 @@ def janus_policy(
     seed: int = 0,
     init_std: float | None = None,
     dtype: torch.dtype = torch.float32,
+    image_tokenizer: torch.nn.Module | None = None,
     **overrides,
 ) -> JanusPolicy:
     """A random-init JanusPolicy of model_configs/<name>.json.
@@ -151,6 +153,7 @@ def janus_policy(
     overrides: `grid`, `hidden_size`, `num_layers`, `codebook_size` replace the config's.
     `init_std` re-draws the non-VQ matrices with that std (the default init of 0.02 gives
     near-uniform logits, so the two CFG branches would hardly differ); None keeps it.
+    `image_tokenizer` decodes the tokens instead of the model's own VQ (see JanusPolicy).
     """
     spec = _with_overrides(model_config(name), overrides)
     torch.manual_seed(seed)
@@ -159,7 +162,7 @@ def janus_policy(
         _redraw_weights(model, init_std, seed)
     model.generation_config = generation_config(spec)
     tokenizer = word_tokenizer(spec["words"], spec["text_vocab_size"])
-    return JanusPolicy(model.to(dtype), tokenizer)
+    return JanusPolicy(model.to(dtype), tokenizer, image_tokenizer=image_tokenizer)
 
 
 def _with_overrides(spec: dict, overrides: dict) -> dict:
@@ -206,6 +209,101 @@ def tiny_janus_policy(
         num_layers=num_layers,
         codebook_size=codebook_size,
     )
+
+
+JANUS_PRO_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}<|User|>: "
+    "{% for part in message['content'] %}{{ part['text'] }}{% endfor %}\n\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|Assistant|>:{% endif %}"
+)
+"""Janus-Pro's generation prompt: "<|User|>: {prompt}\n\n<|Assistant|>:", then the image start."""
+
+
+def janus_pro_config(size: str = "1b", num_layers: int | None = None) -> JanusConfig:
+    """The configuration of Janus-Pro-1B or -7B (model_configs/janus-pro-<size>.json: its language
+    model, SigLIP understanding tower, 16,384-code VQ and 24 x 24 image grid), with the language
+    model cut to `num_layers` layers if given. Random weights, for tests and benchmarks."""
+    spec = model_config(f"janus-pro-{size}")
+    text = dict(spec["text"])
+    if num_layers is not None:
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        text["num_hidden_layers"] = num_layers
+    ids = spec["special_tokens"]
+    text_config = LlamaConfig(
+        **text, bos_token_id=ids["bos"], eos_token_id=ids["eos"], pad_token_id=ids["pad"]
+    )
+    vision_config = JanusVisionConfig(
+        image_size=spec["image_size"], patch_size=spec["patch_size"],
+        projection_dim=spec["projection_dim"],
+        num_image_tokens=(spec["image_size"] // spec["patch_size"]) ** 2,
+    )  # fmt: skip
+    vq_config = JanusVQVAEConfig(
+        projection_dim=spec["projection_dim"], image_token_embed_dim=spec["projection_dim"]
+    )
+    return JanusConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        vq_config=vq_config,
+        image_token_id=ids["image"],
+    )
+
+
+def janus_pro_tokenizer(size: str = "1b") -> PreTrainedTokenizerFast:
+    """A stand-in for Janus-Pro's tokenizer, for runs without the hub: its vocabulary size, its
+    special tokens at their ids and its chat format, with a word-level vocabulary (the words
+    of the shapes world and GenEval's templates, and Janus's chat markers; others are <unk>)."""
+    spec = model_config(f"janus-pro-{size}")
+    ids, size_ = spec["special_tokens"], spec["text"]["vocab_size"]
+    names = {"bos": "<｜begin▁of▁sentence｜>", "eos": "<｜end▁of▁sentence｜>", "pad": "<｜▁pad▁｜>",
+             "boi": "<begin_of_image>", "eoi": "<end_of_image>", "image": "<image_placeholder>",
+             "unk": "<unk>"}  # fmt: skip
+    vocab = {f"<w{i}>": i for i in range(size_)}
+    markers = ["<|User|>", "<|Assistant|>"]
+    words = [*model_config("shapes-janus")["words"], *markers, ":"]
+    for i, word in enumerate(words):
+        vocab.pop(f"<w{1000 + i}>")
+        vocab[word] = 1000 + i
+    for key, token in names.items():
+        index = ids.get(key, 3)
+        vocab.pop(f"<w{index}>", None)
+        vocab[token] = index
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="<unk>",
+        bos_token=names["bos"],
+        eos_token=names["eos"],
+        pad_token=names["pad"],
+        additional_special_tokens=[names["boi"], names["eoi"], names["image"], *markers],
+        padding_side="left",
+    )
+    tokenizer.chat_template = JANUS_PRO_CHAT_TEMPLATE
+    return tokenizer
+
+
+def janus_pro_policy(
+    size: str = "1b", num_layers: int | None = 2, seed: int = 0, dtype=torch.float32
+) -> JanusPolicy:
+    """A Janus-Pro-shaped JanusPolicy with random weights (see janus_pro_config)."""
+    spec = model_config(f"janus-pro-{size}")
+    ids = spec["special_tokens"]
+    with no_init_weights():  # transformers' per-module init takes minutes at this size
+        model = JanusForConditionalGeneration(janus_pro_config(size, num_layers))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.ndim >= 2:
+                parameter.normal_(0.0, 0.02, generator=generator)
+            else:  # norms' scales 1, biases 0
+                parameter.fill_(1.0 if "norm" in name and name.endswith("weight") else 0.0)
+    model = model.to(dtype)
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["bos"], pad_token_id=ids["pad"], eos_token_id=ids["eos"],
+        generation_kwargs={"boi_token_id": ids["boi"]}, guidance_scale=spec["guidance_scale"],
+    )  # fmt: skip
+    return JanusPolicy(model, janus_pro_tokenizer(size))
 
 
 def shapes_clip_config() -> dict:

@@ -10,7 +10,7 @@ import torch
 
 from reward_models import AestheticScore, CLIPScore, RewardModel, Verdict
 from t2i_gcpo.toy.assets import shapes_aesthetic_path, shapes_clip_path
-from t2i_gcpo.toy.oracle import evaluate_batch
+from t2i_gcpo.toy.oracle import judge_batch, wrong_version
 
 ORACLE_MODES = ("strict", "share")
 
@@ -26,12 +26,12 @@ def shapes_aesthetic(**kwargs) -> AestheticScore:
 
 
 class ShapesOracle(RewardModel):
-    """images (N, 3, H, W) in [0, 1] + shapes-world metadata -> oracle scores (N,).
+    """images (N, 3, H, W) in [0, 1] + GenEval metadata -> oracle scores (N,).
 
-    mode: "strict" (1.0 when every named object is drawn right, else 0.0) or "share" (the
-    fraction of named objects drawn right). Needs each sample's metadata to list its objects, as
-    the shapes world's prompt sets do; prompts are not read. `judge` gives the verdicts with
-    the found objects' masks.
+    mode: "strict" (1.0 when the image satisfies its prompt by GenEval's rules, else 0.0) or
+    "share" (the share of the prompt's requirements met, excludes included). Prompts are not
+    read; each sample's metadata must be a GenEval record of this world (see toy.scenes).
+    `judge` gives the verdicts with the masks of the objects found for the prompt.
     """
 
     name = "shapes-oracle"
@@ -44,17 +44,23 @@ class ShapesOracle(RewardModel):
     def __call__(
         self, images: torch.Tensor, prompts: Sequence[str], metadata: Sequence[dict]
     ) -> torch.Tensor:
-        results = evaluate_batch(images, metadata)
-        scores = [result.strict if self.mode == "strict" else result.share for result in results]
+        results = judge_batch(images, metadata)
+        scores = [float(r.correct) if self.mode == "strict" else r.share for r in results]
         return torch.tensor(scores, dtype=torch.float32, device=images.device)
 
     def judge(
         self, images: torch.Tensor, prompts: Sequence[str], metadata: Sequence[dict]
     ) -> list[Verdict]:
-        """One verdict per image: strictly right or not, and the masks of the objects found."""
-        verdicts = []
-        for result in evaluate_batch(images, metadata):
-            wrong = [i for i, check in enumerate(result.objects) if not check.correct]
-            reason = "" if not wrong else f"objects {wrong} not drawn as named"
-            verdicts.append(Verdict(bool(result.strict), result.masks, reason))
-        return verdicts
+        """One verdict per image: right or not by GenEval's rules, the masks of the objects
+        found for the prompt's requirements, and why it is wrong."""
+        return [
+            Verdict(r.correct, r.masks, r.reason, {"found": len(r.found)})
+            for r in judge_batch(images, metadata)
+        ]
+
+    def wrong_version(
+        self, image: torch.Tensor, prompt: str, metadata: dict, seed: int
+    ) -> torch.Tensor | None:
+        """A right image with one of its prompt's objects redrawn wrongly in place (another
+        class or colour): the blame test's input (see toy.oracle.wrong_version)."""
+        return wrong_version(image, metadata, seed)

@@ -1,7 +1,16 @@
-"""The shapes world: procedural scenes of one or two coloured shapes, with captions and masks.
+"""The shapes world: GenEval's six prompt categories over coloured shapes on a textured ground.
 
-Everything is deterministic from a seed. A scene is a list of objects (colour, shape, position);
-each object sits in its own quadrant and covers at most a quarter of the image.
+A scene is a list of objects (a shape class, a colour, a box of `size` pixels at `(x, y)`) drawn
+on a 48 x 48 background of 4 x 4 tiles. Each background tile is drawn independently of the
+prompt, so most image tokens are uncertain but irrelevant to it; `texture` sets how many: 0 is
+a flat ground (one tile everywhere), 1 draws every tile uniformly from TILES (log2 9 = 3.2 bits
+a tile). Objects sit anywhere on a 2-pixel lattice, at five sizes, at least one tile apart.
+
+Prompts and their metadata follow GenEval's layout and templates (`tag`, `include`: [{class,
+count, color?, position?: [relation, index]}], `exclude` for counting, `prompt`), with the six
+categories single_object, two_object, counting (1-4), colors, position (left of, right of,
+above, below) and color_attr. Some compositions never appear in pretraining (HELD_OUT_*): the
+eval split is made of them. Everything is deterministic from a seed.
 """
 
 from __future__ import annotations
@@ -13,256 +22,411 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40),
-    "green": (40, 190, 60),
-    "blue": (40, 80, 230),
-    "yellow": (240, 220, 40),
-    "purple": (160, 60, 210),
-    "cyan": (40, 210, 220),
-}
-BACKGROUND: tuple[int, int, int] = (20, 20, 20)
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
-POSITIONS: dict[str, tuple[int, int]] = {  # name -> (row, column) of the quadrant
-    "top left": (0, 0),
-    "top right": (0, 1),
-    "bottom left": (1, 0),
-    "bottom right": (1, 1),
-}
-IMAGE_SIZE = 32
+from t2i_gcpo.data.geneval import RELATIONS, TAGS, changes, make_record
+
+IMAGE_SIZE = 48
+PATCH = 4
+GRID = IMAGE_SIZE // PATCH
+STEP = 4
+"""Objects' boxes start on this pixel lattice (a patch: anywhere on the token grid)."""
+SIZES = (12, 16, 20)
+"""Object box sides in pixels; scenes of three or four objects use the first two."""
+GAP = PATCH
+"""Least distance between two objects' boxes, so that no two objects touch."""
 SUPERSAMPLE = 4
-SIZE_RANGE = (0.375, 0.375)  # object side as a fraction of the image side (min, max)
-JITTER = 0.0  # largest centre offset, as a fraction of the image side
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (225, 35, 35),
+    "orange": (245, 145, 25),
+    "yellow": (240, 225, 40),
+    "green": (40, 190, 60),
+    "blue": (40, 90, 235),
+    "purple": (165, 60, 215),
+}
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+CATEGORIES = TAGS
+MAX_COUNT = 4
+
+
+def _tiles() -> torch.Tensor:
+    """The background tiles (9, 3, PATCH, PATCH) in [0, 1]: dark grey patterns, tile 0 flat."""
+    y, x = torch.meshgrid(torch.arange(PATCH), torch.arange(PATCH), indexing="ij")
+    patterns = [
+        torch.full((PATCH, PATCH), 22.0),  # flat
+        torch.where((x // 2 + y // 2) % 2 == 0, 22.0, 64.0),  # checker
+        torch.where(y % 2 == 0, 70.0, 24.0),  # horizontal stripes
+        torch.where(x % 2 == 0, 70.0, 24.0),  # vertical stripes
+        torch.where((x + y) % 4 < 2, 68.0, 20.0),  # diagonal
+        torch.where((x.clamp(1, 2) == x) & (y.clamp(1, 2) == y), 84.0, 26.0),  # dot
+        torch.where((x % 3 == 0) | (y % 3 == 0), 62.0, 30.0),  # frame
+        18.0 + 18.0 * y.float(),  # vertical gradient
+        torch.where((x == 1) | (y == 2), 58.0, 34.0),  # hash
+    ]
+    grey = torch.stack(patterns) / 255.0
+    tint = torch.tensor([1.0, 1.0, 1.08]).view(1, 3, 1, 1)  # a cool grey, far from every colour
+    return (grey[:, None] * tint).clamp(0, 1)
+
+
+TILES = _tiles()
+"""Background tiles: grey levels 18-90 of 255, far from the six saturated colours."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Objects and drawing
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SceneObject:
-    """One object of a scene: a colour, a shape and a quadrant."""
+    """One object: a shape class and a colour in a square box of `size` pixels at (x, y)."""
 
-    color: str
     shape: str
-    position: str
+    color: str
+    x: int
+    y: int
+    size: int
 
     def __post_init__(self) -> None:
-        for field, value, allowed in (
-            ("color", self.color, COLORS),
-            ("shape", self.shape, SHAPES),
-            ("position", self.position, POSITIONS),
-        ):
+        for field, value, allowed in (("shape", self.shape, SHAPES), ("color", self.color, COLORS)):
             if value not in allowed:
                 raise ValueError(
                     f"{field}={value!r} is not in the shapes world; expected one of "
                     f"{tuple(allowed)}"
                 )
+        if (
+            self.size <= 0
+            or min(self.x, self.y) < 0
+            or max(self.x, self.y) + self.size > IMAGE_SIZE
+        ):
+            raise ValueError(f"{self} does not fit a {IMAGE_SIZE} x {IMAGE_SIZE} image")
 
     @property
-    def phrase(self) -> str:
-        """'a red circle at the top left'."""
-        return f"a {self.color} {self.shape} at the {self.position}"
+    def box(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1), x1 and y1 exclusive."""
+        return self.x, self.y, self.x + self.size, self.y + self.size
 
-    def as_dict(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
+    @property
+    def center(self) -> tuple[float, float]:
+        return self.x + self.size / 2, self.y + self.size / 2
 
 
-# Compositions never seen in pretraining: one in six colour-shape-position triples, chosen so
-# that every colour-shape pair is still seen at three or more positions.
-HELD_OUT: frozenset[SceneObject] = frozenset(
-    SceneObject(color, shape, position)
-    for c, color in enumerate(COLORS)
-    for s, shape in enumerate(SHAPES)
-    for p, position in enumerate(POSITIONS)
-    if (c + s + p) % 6 == 0
-)
+def coverage(shape: str, x: float, y: float, size: float, image_size: int = IMAGE_SIZE):
+    """The share (image_size, image_size) of each pixel that a shape in box (x, y, size)
+    covers, by SUPERSAMPLE^2 samples per pixel."""
+    n = image_size * SUPERSAMPLE
+    coords = (np.arange(n) + 0.5) / SUPERSAMPLE
+    px, py = np.meshgrid(coords, coords)
+    u, v = (px - x) / size, (py - y) / size  # the box is [0, 1] x [0, 1]
+    inside_box = (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)
+    if shape == "square":
+        inside = inside_box
+    elif shape == "circle":
+        inside = (u - 0.5) ** 2 + (v - 0.5) ** 2 <= 0.25
+    elif shape == "triangle":  # upright, apex at the top centre, base along the bottom
+        inside = inside_box & (np.abs(u - 0.5) <= v / 2)
+    elif shape == "cross":  # a plus sign with arms one third of the box wide
+        arm = lambda t: (t >= 1 / 3) & (t <= 2 / 3)  # noqa: E731
+        inside = inside_box & (arm(u) | arm(v))
+    else:
+        raise ValueError(f"shape={shape!r}; expected one of {SHAPES}")
+    return inside.reshape(image_size, SUPERSAMPLE, image_size, SUPERSAMPLE).mean(axis=(1, 3))
+
+
+def background(rng: np.random.Generator, texture: float = 1.0) -> tuple[torch.Tensor, np.ndarray]:
+    """A ground of GRID x GRID tiles: each is a tile drawn uniformly from TILES with probability
+    `texture`, else the flat tile 0. Returns (image (3, H, W), tile ids (GRID, GRID))."""
+    if not 0.0 <= texture <= 1.0:
+        raise ValueError(f"texture={texture!r} must lie in [0, 1]")
+    drawn = rng.integers(len(TILES), size=(GRID, GRID))
+    ids = np.where(rng.random((GRID, GRID)) < texture, drawn, 0)
+    tiles = TILES[torch.from_numpy(ids).flatten()]  # (GRID * GRID, 3, P, P)
+    image = tiles.view(GRID, GRID, 3, PATCH, PATCH).permute(2, 0, 3, 1, 4)
+    return image.reshape(3, IMAGE_SIZE, IMAGE_SIZE).contiguous(), ids
 
 
 @dataclass
 class Scene:
-    """A rendered scene: image (3, H, W) float in [0, 1], masks (K, H, W) bool, one per object."""
+    """A drawn scene: image (3, H, W) in [0, 1] and masks (K, H, W) bool, one per object (the
+    pixels it covers at least half), with the prompt metadata it was drawn for (if any)."""
 
     objects: tuple[SceneObject, ...]
     image: torch.Tensor
     masks: torch.Tensor
+    metadata: dict | None = None
 
     @property
-    def caption(self) -> str:
-        return caption(self.objects)
-
-    @property
-    def metadata(self) -> dict:
-        return scene_metadata(self.objects)
+    def prompt(self) -> str:
+        return self.metadata["prompt"] if self.metadata else ""
 
 
-def caption(objects: Sequence[SceneObject]) -> str:
-    """The template caption of a list of objects, joined by 'and'."""
-    return " and ".join(obj.phrase for obj in objects)
+def draw(
+    objects: Sequence[SceneObject],
+    rng: np.random.Generator,
+    texture: float = 1.0,
+    metadata: dict | None = None,
+) -> Scene:
+    """Draw `objects` over a background from `rng`. The tiles an object's box touches are
+    flat (tile 0), so an object's edge tokens carry its colour and outline, not the texture;
+    antialiased edges blend into that flat ground."""
+    image, _ = background(rng, texture)
+    for obj in objects:
+        x0, y0 = (obj.x // PATCH) * PATCH, (obj.y // PATCH) * PATCH
+        x1, y1 = -(-(obj.x + obj.size) // PATCH) * PATCH, -(-(obj.y + obj.size) // PATCH) * PATCH
+        image[:, y0:y1, x0:x1] = TILES[0][:, :1, :1]
+    canvas = image.permute(1, 2, 0).numpy().astype(np.float64)
+    masks = []
+    for obj in objects:
+        cover = coverage(obj.shape, obj.x, obj.y, obj.size)[..., None]
+        colour = np.array(COLORS[obj.color], dtype=np.float64) / 255.0
+        canvas = canvas * (1.0 - cover) + colour * cover
+        masks.append(cover[..., 0] >= 0.5)
+    masks = np.stack(masks) if masks else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
+    pixels = torch.from_numpy(canvas).permute(2, 0, 1).float().clamp(0, 1).contiguous()
+    return Scene(tuple(objects), pixels, torch.from_numpy(masks), metadata)
 
 
-def scene_metadata(objects: Sequence[SceneObject]) -> dict:
-    """The metadata stored with a prompt: its tag and objects."""
-    tag = "single_object" if len(objects) == 1 else "two_object"
-    return {"tag": tag, "objects": [obj.as_dict() for obj in objects]}
+# ---------------------------------------------------------------------------------------------
+# Prompts: GenEval's layout and templates (t2i_gcpo.data.geneval)
+# ---------------------------------------------------------------------------------------------
 
 
-def objects_from_metadata(metadata: dict) -> tuple[SceneObject, ...]:
-    """Inverse of scene_metadata; raises ValueError on a malformed record."""
+def check_metadata(metadata: dict) -> None:
+    """Raise ValueError unless `metadata` is a GenEval record this world can draw and judge."""
     try:
-        return tuple(SceneObject(**obj) for obj in metadata["objects"])
-    except (KeyError, TypeError) as err:
+        tag, include = metadata["tag"], metadata["include"]
+        assert tag in CATEGORIES and isinstance(include, list) and include
+        for req in include:
+            assert req["class"] in SHAPES and 1 <= int(req["count"]) <= MAX_COUNT
+            assert req.get("color", "red") in COLORS
+            if "position" in req:
+                relation, index = req["position"]
+                assert relation in RELATIONS and 0 <= index < len(include)
+        assert sum(req["count"] for req in include) <= MAX_COUNT
+    except (KeyError, TypeError, ValueError, AssertionError) as err:
         raise ValueError(
-            "shapes-world metadata must look like {'objects': [{'color': ..., 'shape': ..., "
-            f"'position': ...}}]}}; got {metadata!r}"
+            "shapes-world metadata must be GenEval's layout over this world's classes "
+            f"{SHAPES} and colours {tuple(COLORS)}: {{'tag': one of {CATEGORIES}, 'include': "
+            "[{'class', 'count', 'color'?, 'position'?: [relation, index]}], ...}; got "
+            f"{metadata!r}"
         ) from err
 
 
-def _coverage(shape: str, cx: float, cy: float, side: float, size: int) -> np.ndarray:
-    """Fraction (size, size) of each pixel covered by the shape, by supersampling."""
-    n = size * SUPERSAMPLE
-    coords = (np.arange(n) + 0.5) / SUPERSAMPLE
-    x, y = np.meshgrid(coords, coords)
-    half = side / 2.0
-    if shape == "square":
-        inside = (np.abs(x - cx) <= half) & (np.abs(y - cy) <= half)
-    elif shape == "circle":
-        inside = (x - cx) ** 2 + (y - cy) ** 2 <= half**2
-    else:  # an upright isosceles triangle filling the object's square box
-        top = cy - half
-        inside = (y >= top) & (y <= cy + half) & (np.abs(x - cx) <= (y - top) / 2.0)
-    return inside.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
+# ---------------------------------------------------------------------------------------------
+# Held-out compositions and the prompt sets
+# ---------------------------------------------------------------------------------------------
+
+HELD_OUT_COLOR_SHAPES: frozenset[tuple[str, str]] = frozenset(
+    (color, shape)
+    for c, color in enumerate(COLORS)
+    for s, shape in enumerate(SHAPES)
+    if (c + s) % 4 == 0
+)
+"""Colour-shape pairs never named in a pretraining prompt (one colour a shape or two, every
+colour once); drawn there only where a prompt leaves the colour free."""
+HELD_OUT_PAIRS: frozenset[frozenset[str]] = frozenset(
+    {frozenset({"circle", "cross"}), frozenset({"square", "triangle"})}
+)
+"""Shape pairs never drawn together in pretraining."""
+HELD_OUT_COUNTS: frozenset[tuple[int, str]] = frozenset(
+    (count, shape)
+    for s, shape in enumerate(SHAPES)
+    for count in (1, 2, 3, 4)
+    if (count + s) % 4 == 0
+)
+"""Counting prompts (count, class) never seen in pretraining: one count for each class."""
+HELD_OUT_SINGLES: frozenset[str] = frozenset({"triangle", "cross"})
+"""Classes never prompted alone ("a photo of a triangle") in pretraining, only in other
+categories."""
 
 
-def render(objects: Sequence[SceneObject], seed: int = 0, image_size: int = IMAGE_SIZE) -> Scene:
-    """Draw `objects` (distinct quadrants) with a size and offset drawn from `seed`."""
-    positions = [obj.position for obj in objects]
-    if not objects or len(set(positions)) != len(positions):
-        raise ValueError(
-            f"a scene needs one or more objects in distinct quadrants; got {positions}"
-        )
-    rng = np.random.default_rng(seed)
-    canvas = np.broadcast_to(np.array(BACKGROUND, dtype=np.float64), (image_size, image_size, 3))
-    canvas = canvas.copy()
-    masks = []
-    quadrant = image_size / 2.0
-    for obj in objects:
-        row, col = POSITIONS[obj.position]
-        side = rng.uniform(*SIZE_RANGE) * image_size
-        dx, dy = rng.uniform(-JITTER, JITTER, size=2) * image_size
-        cx, cy = (col + 0.5) * quadrant + dx, (row + 0.5) * quadrant + dy
-        cover = _coverage(obj.shape, cx, cy, side, image_size)[..., None]
-        canvas = canvas * (1.0 - cover) + np.array(COLORS[obj.color], dtype=np.float64) * cover
-        masks.append(cover[..., 0] >= 0.5)
-    image = torch.from_numpy(canvas / 255.0).permute(2, 0, 1).float().contiguous()
-    return Scene(tuple(objects), image, torch.from_numpy(np.stack(masks)))
+def is_held_out(metadata: dict) -> bool:
+    """True when a record names a composition that pretraining never shows."""
+    include = metadata["include"]
+    shapes = [req["class"] for req in include]
+    colored = [(req["color"], req["class"]) for req in include if "color" in req]
+    tag = metadata["tag"]
+    return (
+        any(pair in HELD_OUT_COLOR_SHAPES for pair in colored)
+        or (len(shapes) == 2 and frozenset(shapes) in HELD_OUT_PAIRS)
+        or (tag == "counting" and (include[0]["count"], shapes[0]) in HELD_OUT_COUNTS)
+        or (tag == "single_object" and shapes[0] in HELD_OUT_SINGLES)
+    )
 
 
-def all_objects() -> list[SceneObject]:
-    """Every colour-shape-position triple, in a fixed order."""
-    return [SceneObject(c, s, p) for c in COLORS for s in SHAPES for p in POSITIONS]
-
-
-def random_objects(rng: np.random.Generator, n_objects: int, split: str) -> tuple[SceneObject, ...]:
-    """n_objects in distinct quadrants. split: "train" (no held-out triple), "eval" (at least one
-    held-out triple) or "any"."""
-    if split not in ("train", "eval", "any"):
-        raise ValueError(f"split={split!r}; expected 'train', 'eval' or 'any'")
-    if n_objects not in (1, 2):
-        raise ValueError(f"n_objects={n_objects}; the shapes world has scenes of 1 or 2 objects")
-    while True:
-        quadrants = rng.choice(len(POSITIONS), size=n_objects, replace=False)
-        objects = tuple(
-            SceneObject(
-                list(COLORS)[rng.integers(len(COLORS))],
-                SHAPES[rng.integers(len(SHAPES))],
-                list(POSITIONS)[q],
-            )
-            for q in sorted(quadrants)
-        )
-        held = [obj in HELD_OUT for obj in objects]
-        if (
-            split == "any"
-            or (split == "train" and not any(held))
-            or (split == "eval" and any(held))
-        ):
-            return objects
-
-
-def contrastive_objects(
-    objects: Sequence[SceneObject], rng: np.random.Generator
-) -> tuple[tuple[SceneObject, ...], str]:
-    """A hard negative of `objects`: one object's colour, shape or position changed (or, for two
-    objects, their colours swapped). Returns the new objects and what changed."""
-    objects = list(objects)
-    kinds = ["color", "shape", "position"] + (["swap_colors"] if len(objects) == 2 else [])
-    kind = kinds[rng.integers(len(kinds))]
-    if kind == "swap_colors" and objects[0].color == objects[1].color:
-        kind = "color"
-    i = int(rng.integers(len(objects)))
-    if kind == "swap_colors":
-        a, b = objects
-        return (dataclasses.replace(a, color=b.color), dataclasses.replace(b, color=a.color)), kind
-    if kind == "position":
-        taken = {obj.position for obj in objects}
-        choices = [p for p in POSITIONS if p not in taken]
+def all_metadata(tag: str) -> list[dict]:
+    """Every distinct record of a category, in a fixed order."""
+    records = []
+    if tag == "single_object":
+        records = [[{"class": s, "count": 1}] for s in SHAPES]
+    elif tag == "two_object":
+        records = [
+            [{"class": a, "count": 1}, {"class": b, "count": 1}]
+            for a in SHAPES
+            for b in SHAPES
+            if a != b
+        ]
+    elif tag == "counting":
+        records = [[{"class": s, "count": n}] for s in SHAPES for n in range(1, MAX_COUNT + 1)]
+    elif tag == "colors":
+        records = [[{"class": s, "count": 1, "color": c}] for s in SHAPES for c in COLORS]
+    elif tag == "position":
+        records = [
+            [{"class": b, "count": 1}, {"class": a, "count": 1, "position": [r, 0]}]
+            for a in SHAPES
+            for b in SHAPES
+            if a != b
+            for r in RELATIONS
+        ]
+    elif tag == "color_attr":
+        records = [
+            [{"class": a, "count": 1, "color": ca}, {"class": b, "count": 1, "color": cb}]
+            for a in SHAPES
+            for b in SHAPES
+            if a != b
+            for ca in COLORS
+            for cb in COLORS
+            if ca != cb
+        ]
     else:
-        current = getattr(objects[i], kind)
-        choices = [v for v in (COLORS if kind == "color" else SHAPES) if v != current]
-    objects[i] = dataclasses.replace(objects[i], **{kind: choices[rng.integers(len(choices))]})
-    return tuple(objects), kind
+        raise ValueError(f"tag={tag!r}; expected one of {CATEGORIES}")
+    return [make_record(tag, include) for include in records]
 
 
-def random_scenes(n: int, seed: int, split: str = "train", two_object_share: float = 0.5):
-    """n scenes, deterministic from `seed`, each with 1 or 2 objects drawn from `split`."""
+SPLITS = ("train", "eval", "any")
+
+
+def split_metadata(split: str) -> list[dict]:
+    """Every record of the "train" split (no held-out composition), the "eval" split (only
+    held-out compositions) or both ("any"), all six categories."""
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}; expected one of {SPLITS}")
+    records = [m for tag in CATEGORIES for m in all_metadata(tag)]
+    if split == "any":
+        return records
+    return [m for m in records if is_held_out(m) == (split == "eval")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts: objects placed to satisfy a record
+# ---------------------------------------------------------------------------------------------
+
+
+def relation_holds(a: SceneObject, b: SceneObject, relation: str, threshold: float = 0.1) -> bool:
+    """GenEval's relative_position rule: is `a` <relation> `b`, judged from their boxes?"""
+    return relation in relations(a.box, b.box, threshold)
+
+
+def relations(box_a, box_b, threshold: float = 0.1) -> set[str]:
+    """GenEval's relations of box A to box B ((x0, y0, x1, y1) each): the centre offset, less
+    `threshold` times their summed sides on each axis, pointing mostly left, right, up or down."""
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = box_a, box_b
+    offset = np.array([(ax0 + ax1 - bx0 - bx1) / 2, (ay0 + ay1 - by0 - by1) / 2])
+    dims = np.array([ax1 - ax0 + bx1 - bx0, ay1 - ay0 + by1 - by0])
+    revised = np.maximum(np.abs(offset) - threshold * dims, 0) * np.sign(offset)
+    if np.all(np.abs(revised) < 1e-3):
+        return set()
+    dx, dy = revised / np.linalg.norm(offset)
+    found = set()
+    if dx < -0.5:
+        found.add("left of")
+    if dx > 0.5:
+        found.add("right of")
+    if dy < -0.5:
+        found.add("above")
+    if dy > 0.5:
+        found.add("below")
+    return found
+
+
+def _place(
+    specs: list[tuple[str, str]], rng: np.random.Generator, relation: str | None
+) -> tuple[SceneObject, ...] | None:
+    """Boxes for (shape, colour) specs, apart by GAP; with `relation`, object 1 stands in that
+    relation to object 0, clearly (GenEval's rule with a stricter threshold). None if the
+    random draw failed (the caller draws again)."""
+    sizes = SIZES if len(specs) <= 2 else SIZES[:2]
+    placed: list[SceneObject] = []
+    for shape, color in specs:
+        for _ in range(50):
+            size = int(sizes[rng.integers(len(sizes))])
+            slots = (IMAGE_SIZE - size) // STEP + 1
+            x, y = (int(v) * STEP for v in rng.integers(slots, size=2))
+            obj = SceneObject(shape, color, x, y, size)
+            apart = all(_apart(obj, other) for other in placed)
+            if apart and (relation is None or len(placed) != 1 or _clear(obj, placed[0], relation)):
+                placed.append(obj)
+                break
+        else:
+            return None
+    return tuple(placed)
+
+
+def _apart(a: SceneObject, b: SceneObject) -> bool:
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.box, b.box
+    return ax1 + GAP <= bx0 or bx1 + GAP <= ax0 or ay1 + GAP <= by0 or by1 + GAP <= ay0
+
+
+def _clear(a: SceneObject, b: SceneObject, relation: str) -> bool:
+    """a stands in `relation` to b, and in that one only, by GenEval's margin and by twice it."""
+    return relations(a.box, b.box, 0.1) == relations(a.box, b.box, 0.2) == {relation}
+
+
+def layout(metadata: dict, rng: np.random.Generator) -> tuple:
+    """Objects that satisfy a record: its classes, counts, colours and relation; the colours it
+    leaves free (any of the six), every size and every place drawn from `rng`."""
+    specs, colors = [], list(COLORS)
+    for req in metadata["include"]:
+        for _ in range(req["count"]):
+            color = req.get("color") or colors[rng.integers(len(colors))]
+            specs.append((req["class"], color))
+    relation = None
+    if metadata["tag"] == "position":
+        relation = metadata["include"][1]["position"][0]
+    for _ in range(200):
+        placed = _place(specs, rng, relation)
+        if placed is not None:
+            return placed
+    raise RuntimeError(f"could not lay out {metadata['prompt']!r} in 200 draws")
+
+
+def sample_scene(metadata: dict, rng: np.random.Generator, texture: float = 1.0) -> Scene:
+    """A scene drawn for a record: its layout over a fresh background."""
+    return draw(layout(metadata, rng), rng, texture, metadata)
+
+
+def random_scenes(
+    n: int,
+    seed: int,
+    split: str = "train",
+    texture: float = 1.0,
+    categories: Sequence[str] = CATEGORIES,
+    weights: Sequence[float] | None = None,
+) -> list[Scene]:
+    """n scenes, deterministic from `seed`: a category (uniformly, or in proportion to
+    `weights`), then one of its records of `split` uniformly, then its layout and background."""
     rng = np.random.default_rng(seed)
+    pools = {tag: [m for m in split_metadata(split) if m["tag"] == tag] for tag in categories}
+    odds = None if weights is None else np.asarray(weights, dtype=float) / sum(weights)
     scenes = []
     for _ in range(n):
-        n_objects = 2 if rng.random() < two_object_share else 1
-        objects = random_objects(rng, n_objects, split)
-        scenes.append(render(objects, seed=int(rng.integers(2**31))))
+        pool = pools[categories[rng.choice(len(categories), p=odds)]]
+        scenes.append(sample_scene(pool[rng.integers(len(pool))], rng, texture))
     return scenes
 
 
-def prompt_splits(seed: int = 0, n_train_pairs: int = 196, n_eval_pairs: int = 52):
-    """(train, eval) lists of (objects, negative objects) for the shapes prompt sets.
-
-    eval: every held-out single object and `n_eval_pairs` two-object scenes with at least one
-    held-out triple. train: every seen single object and `n_train_pairs` two-object scenes
-    (any triple) whose captions are not in eval.
-    """
-    rng = np.random.default_rng(seed)
-
-    def unique_pairs(n, split, exclude):
-        chosen: dict[str, tuple[SceneObject, ...]] = {}
-        while len(chosen) < n:
-            objects = random_objects(rng, 2, split)
-            if caption(objects) not in exclude:
-                chosen.setdefault(caption(objects), objects)
-        return list(chosen.values())
-
-    singles = [(obj,) for obj in all_objects()]
-    eval_sets = [s for s in singles if s[0] in HELD_OUT] + unique_pairs(n_eval_pairs, "eval", set())
-    eval_captions = {caption(s) for s in eval_sets}
-    train_sets = [s for s in singles if s[0] not in HELD_OUT]
-    train_sets += unique_pairs(n_train_pairs, "any", eval_captions)
-    with_negatives = lambda sets: [(s, contrastive_objects(s, rng)[0]) for s in sets]  # noqa: E731
-    return with_negatives(train_sets), with_negatives(eval_sets)
+# ---------------------------------------------------------------------------------------------
+# Hard negatives: one thing the prompt says, changed
+# ---------------------------------------------------------------------------------------------
 
 
-def all_contrastive(objects: Sequence[SceneObject]) -> list[tuple[SceneObject, ...]]:
-    """Every hard negative of `objects`: each single change of one object's colour, shape or
-    (free) position, and for two objects of different colours, the colours swapped."""
-    objects = tuple(objects)
-    taken = {obj.position for obj in objects}
-    negatives = []
-    for i, obj in enumerate(objects):
-        changes = [("color", v) for v in COLORS if v != obj.color]
-        changes += [("shape", v) for v in SHAPES if v != obj.shape]
-        changes += [("position", v) for v in POSITIONS if v not in taken]
-        for field, value in changes:
-            changed = list(objects)
-            changed[i] = dataclasses.replace(obj, **{field: value})
-            negatives.append(tuple(changed))
-    if len(objects) == 2 and objects[0].color != objects[1].color:
-        a, b = objects
-        negatives.append(
-            (dataclasses.replace(a, color=b.color), dataclasses.replace(b, color=a.color))
-        )
-    return negatives
+def hard_negatives(metadata: dict) -> list[dict]:
+    """Every record that differs from `metadata` in one thing it names, within this world's
+    classes and colours (see data.geneval.changes)."""
+    return [record for _, record in changes(metadata, SHAPES, list(COLORS), MAX_COUNT)]
+
+
+def replace_object(objects: tuple, index: int, **change) -> tuple[SceneObject, ...]:
+    """`objects` with one object's fields changed."""
+    changed = list(objects)
+    changed[index] = dataclasses.replace(objects[index], **change)
+    return tuple(changed)

@@ -43,6 +43,9 @@ def _sample_title(probe: CreditProbe, i: int) -> str:
         parts.append(f"reward {probe.rewards[i].item():.3f}")
     if probe.advantages is not None:
         parts.append(f"adv {probe.advantages[i].item():+.2f}")
+    auroc = (probe.figures or {}).get("object_auroc")
+    if auroc is not None and auroc[i].isfinite():
+        parts.append(f"obj AUROC {auroc[i].item():.2f}")
     return "  ".join(parts)
 
 

@@ -78,6 +78,8 @@ def write_probe(
         "divergence": probe.preset.divergence,
         "rewards": None if probe.rewards is None else probe.rewards.tolist(),
         "advantages": None if probe.advantages is None else probe.advantages.tolist(),
+        "credit_figures": {k: v.tolist() for k, v in (probe.figures or {}).items()},
+        "credit_figures_mean": probe.mean_figures(),
     }
     written.append(write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n"))
     details = {
@@ -86,6 +88,9 @@ def write_probe(
         "token grid": f"{probe.grid[0]} x {probe.grid[1]}",
         "raw numbers": "probe.safetensors, summary.json",
     }
+    details.update(
+        {f"mean {k} (judge's objects)": f"{v:.3f}" for k, v in probe.mean_figures().items()}
+    )
     written.append(write_gallery(out, title, sections, details))
     return written
 

@@ -4,6 +4,7 @@ training report (everything inlined), both opened from disk with no server."""
 from __future__ import annotations
 
 import base64
+import fnmatch
 import html
 import io
 import json
@@ -79,20 +80,17 @@ def write_gallery(
 
 CURVE_GROUPS = (
     ("reward", ("reward/mean",)),
-    (
-        "held-out oracle accuracy",
-        ("eval/oracle/all", "eval/oracle/single_object", "eval/oracle/two_object"),
-    ),
+    ("held-out accuracy (judge)", ("eval/oracle/*",)),
     ("held-out reward", ("eval/reward/mean",)),
-    (
-        "credit localization",
-        ("eval/localization/null", "eval/localization/caption", "probe/localization"),
-    ),
+    ("credit: object AUROC (0.5 = chance)", ("eval/credit/*/object_auroc", "probe/object_auroc")),
+    ("credit: blame-test AUROC", ("eval/credit/*/blame_auroc",)),
+    ("credit: precision at K", ("eval/credit/*/precision_at_k", "eval/credit/null/chance_at_k")),
     ("loss", ("loss",)),
     ("KL to reference", ("policy/kl_mean",)),
     ("entropy", ("rollout/entropy",)),
-    ("seconds per stage", ("time/sample", "time/reward", "time/credit", "time/update")),
+    ("seconds per stage", ("time/*",)),
 )
+"""Report plots: a title and the metric names (fnmatch patterns) drawn in it."""
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -112,11 +110,12 @@ def curves_png(records: list[dict]) -> bytes | None:
     """PNG bytes of one small plot per metric group present in `records` (None if none)."""
     from matplotlib.figure import Figure
 
+    names = sorted({key for record in records for key in record})
     groups = []
-    for title, keys in CURVE_GROUPS:
-        present = [k for k in keys if any(k in r for r in records)]
+    for title, patterns in CURVE_GROUPS:
+        present = [n for pattern in patterns for n in names if fnmatch.fnmatchcase(n, pattern)]
         if present:
-            groups.append((title, present))
+            groups.append((title, list(dict.fromkeys(present))))
     if not groups:
         return None
     columns = min(3, len(groups))

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from t2i_gcpo.algos import GCPO, AlgorithmPreset, group_advantages, localization_ratio
-from t2i_gcpo.evaluation import judge_images, verdict_coverage
+from t2i_gcpo.algos import GCPO, AlgorithmPreset, group_advantages
+from t2i_gcpo.evaluation import credit_figures, judge_images, verdict_coverage
 from t2i_gcpo.policies import Policy, negative_logprobs
 from t2i_gcpo.viz.maps import token_maps
 
@@ -26,7 +26,9 @@ class CreditProbe:
 
     grid is the policy's (rows, columns) of image tokens; negatives holds one caption per
     prompt, or None for the null branch; rewards and advantages are (N,) when a reward scored
-    the images (advantages over groups of `group_size`)."""
+    the images (advantages over groups of `group_size`); figures holds per-sample credit
+    figures (N,) each ("object_auroc", ...) once a judge has found the objects
+    (`with_figures`)."""
 
     prompts: list[str]
     negatives: list[str] | None
@@ -41,6 +43,7 @@ class CreditProbe:
     preset: AlgorithmPreset
     rewards: torch.Tensor | None = None
     advantages: torch.Tensor | None = None
+    figures: dict[str, torch.Tensor] | None = None
 
     @property
     def num_samples(self) -> int:
@@ -58,6 +61,20 @@ class CreditProbe:
         """The same samples and log-probs with `preset`'s divergence and credit."""
         divergence, credit = preset.token_credit(self.logp_pos, self.logp_neg)
         return dataclasses.replace(self, divergence=divergence, credit=credit, preset=preset)
+
+    def with_figures(self, judge, metadata: Sequence[dict]) -> CreditProbe:
+        """The probe with its credit figures against the objects `judge` finds (metadata: one
+        record per prompt); see probe_figures."""
+        return dataclasses.replace(self, figures=probe_figures(self, judge, metadata))
+
+    def mean_figures(self) -> dict[str, float]:
+        """Each credit figure's mean over the samples where it is defined ({} without)."""
+        out = {}
+        for name, values in (self.figures or {}).items():
+            finite = values[values.isfinite()]
+            if finite.numel():
+                out[name] = finite.mean().item()
+        return out
 
     def maps(self, field: str) -> torch.Tensor:
         """A per-token field ("credit", "divergence", "logp_pos", "logp_neg") as (N, H, W)."""
@@ -128,13 +145,14 @@ def probe_credit(
     )
 
 
-# -- localization ---------------------------------------------------------------------------
+# -- figures against a judge's objects ---------------------------------------------------------
 
 
-def probe_localization(probe: CreditProbe, judge, metadata: Sequence[dict]) -> torch.Tensor:
-    """Localization ratio (N,) of a probe's credit on the objects `judge` finds in its images
+def probe_figures(probe: CreditProbe, judge, metadata: Sequence[dict]) -> dict[str, torch.Tensor]:
+    """Per-sample credit figures (see evaluation.credit_figures: object AUROC, precision at K
+    and its chance, localization) of a probe's credit on the objects `judge` finds in its images
     (metadata: one per prompt); NaN where the judge found none."""
     per_sample = [metadata[i // probe.group_size] for i in range(probe.num_samples)]
     prompts = [probe.sample_prompt(i) for i in range(probe.num_samples)]
     verdicts = judge_images(judge, probe.images, prompts, per_sample)
-    return localization_ratio(probe.credit, verdict_coverage(verdicts, probe.grid))
+    return credit_figures(probe.credit, verdict_coverage(verdicts, probe.grid))
