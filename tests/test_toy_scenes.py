@@ -1,11 +1,14 @@
 """The shapes world: scenes, GenEval prompts and held-out splits, the local tokenizer, the
 oracle's rules, and the wrong versions of the blame test."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from t2i_gcpo.data.geneval import make_record
+from t2i_gcpo.data.prompts import load_prompts
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.oracle import detect, judge_batch, wrong_version
 from t2i_gcpo.toy.prompts import shapes_prompt_set
@@ -50,6 +53,10 @@ def test_objects_are_drawn_where_their_box_says_on_a_flat_ground():
     red = torch.tensor(S.COLORS["red"]) / 255
     assert torch.allclose(scene.image[:, 10, 12], red)
     assert torch.allclose(scene.image[:, 4, 8], S.TILES[0][:, 0, 0])  # its tiles are flat
+    # x 10..26 touches patch columns 2..6, y 6..22 rows 1..5: 5 x 5 patches, all flat
+    boxes = S.box_patches([obj])
+    assert boxes.shape == (12, 12) and boxes.sum() == 25 and boxes[1:6, 2:7].all()
+    assert S.box_patches([S.SceneObject("square", "red", 8, 4, 12)]).sum() == 9  # aligned: 3x3
     with pytest.raises(ValueError, match="does not fit"):
         S.SceneObject("square", "red", 40, 0, 12)
     with pytest.raises(ValueError, match="color='pink'"):
@@ -91,6 +98,11 @@ def test_prompt_sets_are_balanced_with_hard_negative_captions():
             negatives = {m["prompt"] for m in S.hard_negatives({**r.metadata, "prompt": r.prompt})}
             assert r.negative_prompt in negatives
             assert S.is_held_out(r.metadata) == (split == "eval")
+        # prompts/shapes_*.jsonl hold the same records for users who read files
+        on_disk = load_prompts(Path(__file__).parents[1] / "prompts" / f"shapes_{split}.jsonl")
+        assert [(r.prompt, r.negative_prompt, r.metadata) for r in on_disk] == [
+            (r.prompt, r.negative_prompt, r.metadata) for r in records
+        ]
 
 
 def test_hard_negatives_change_one_named_thing_per_category():
@@ -233,3 +245,14 @@ def test_a_wrong_version_changes_one_object_in_place():
         regions.append(region)
     assert moved.any() and sum(not (moved & ~r).any() for r in regions) == 1  # one object's
     assert wrong_version(torch.zeros(3, 48, 48), metadata, seed=0) is None  # not right
+
+
+def test_boxes_at_whole_pixels_are_drawn_from_the_cache_with_the_same_numbers():
+    for shape in S.SHAPES:
+        for x, y, size in ((0, 0, 12), (7, 29, 16), (28, 28, 20), (36, 3, 12)):
+            direct = S._coverage(shape, x, y, size, S.IMAGE_SIZE)
+            assert np.array_equal(S.coverage(shape, x, y, size), direct)
+            assert direct.sum() > 0 and direct[:y].sum() == 0 and direct[:, :x].sum() == 0
+    assert np.array_equal(  # off the pixel grid: computed directly
+        S.coverage("circle", 8.5, 8.25, 12), S._coverage("circle", 8.5, 8.25, 12, S.IMAGE_SIZE)
+    )

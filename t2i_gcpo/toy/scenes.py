@@ -4,7 +4,8 @@ A scene is a list of objects (a shape class, a colour, a box of `size` pixels at
 on a 48 x 48 background of 4 x 4 tiles. Each background tile is drawn independently of the
 prompt, so most image tokens are uncertain but irrelevant to it; `texture` sets how many: 0 is
 a flat ground (one tile everywhere), 1 draws every tile uniformly from TILES (log2 9 = 3.2 bits
-a tile). Objects sit anywhere on a 2-pixel lattice, at five sizes, at least one tile apart.
+a tile). Objects sit anywhere on a 4-pixel lattice (STEP), at three sizes, at least one tile
+apart.
 
 Prompts and their metadata follow GenEval's layout and templates (`tag`, `include`: [{class,
 count, color?, position?: [relation, index]}], `exclude` for counting, `prompt`), with the six
@@ -16,6 +17,7 @@ eval split is made of them. Everything is deterministic from a seed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -112,7 +114,28 @@ class SceneObject:
 
 def coverage(shape: str, x: float, y: float, size: float, image_size: int = IMAGE_SIZE):
     """The share (image_size, image_size) of each pixel that a shape in box (x, y, size)
-    covers, by SUPERSAMPLE^2 samples per pixel."""
+    covers, by SUPERSAMPLE^2 samples per pixel. A box at whole pixels is the cached drawing of
+    its shape at (0, 0) moved there (the same numbers: SUPERSAMPLE is a power of 2)."""
+    if all(float(t).is_integer() for t in (x, y, size)) and x >= 0 and y >= 0:
+        x, y, size = int(x), int(y), int(size)
+        if x + size <= image_size and y + size <= image_size:
+            local = _box_coverage(shape, size)
+            cover = np.zeros((image_size, image_size))
+            rows, cols = min(size + 1, image_size - y), min(size + 1, image_size - x)
+            cover[y : y + rows, x : x + cols] = local[:rows, :cols]
+            return cover
+    return _coverage(shape, x, y, size, image_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _box_coverage(shape: str, size: int) -> np.ndarray:
+    """The coverage of a box at (0, 0), over its size + 1 pixels (the edge samples), read-only."""
+    local = _coverage(shape, 0, 0, size, size + 1)
+    local.setflags(write=False)
+    return local
+
+
+def _coverage(shape: str, x: float, y: float, size: float, image_size: int) -> np.ndarray:
     n = image_size * SUPERSAMPLE
     coords = (np.arange(n) + 0.5) / SUPERSAMPLE
     px, py = np.meshgrid(coords, coords)
@@ -144,6 +167,16 @@ def background(rng: np.random.Generator, texture: float = 1.0) -> tuple[torch.Te
     return image.reshape(3, IMAGE_SIZE, IMAGE_SIZE).contiguous(), ids
 
 
+def box_patches(objects: Sequence[SceneObject]) -> torch.Tensor:
+    """(GRID, GRID) bool: the patches that some object's box touches (its tokens)."""
+    touched = torch.zeros(GRID, GRID, dtype=torch.bool)
+    for obj in objects:
+        x0, y0 = int(obj.x // PATCH), int(obj.y // PATCH)
+        x1, y1 = -int(-(obj.x + obj.size) // PATCH), -int(-(obj.y + obj.size) // PATCH)
+        touched[y0:y1, x0:x1] = True
+    return touched
+
+
 @dataclass
 class Scene:
     """A drawn scene: image (3, H, W) in [0, 1] and masks (K, H, W) bool, one per object (the
@@ -169,10 +202,8 @@ def draw(
     flat (tile 0), so an object's edge tokens carry its colour and outline, not the texture;
     antialiased edges blend into that flat ground."""
     image, _ = background(rng, texture)
-    for obj in objects:
-        x0, y0 = (obj.x // PATCH) * PATCH, (obj.y // PATCH) * PATCH
-        x1, y1 = -(-(obj.x + obj.size) // PATCH) * PATCH, -(-(obj.y + obj.size) // PATCH) * PATCH
-        image[:, y0:y1, x0:x1] = TILES[0][:, :1, :1]
+    boxes = box_patches(objects).repeat_interleave(PATCH, 0).repeat_interleave(PATCH, 1)
+    image[:, boxes] = TILES[0][:, :1, :1].reshape(3, 1)
     canvas = image.permute(1, 2, 0).numpy().astype(np.float64)
     masks = []
     for obj in objects:
