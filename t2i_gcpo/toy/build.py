@@ -30,14 +30,23 @@ from t2i_gcpo.toy.models import (
     shapes_clip_config,
     shapes_tokenizer,
 )
-from t2i_gcpo.toy.scenes import IMAGE_SIZE, PATCH, TILES, hard_negatives, random_scenes
+from t2i_gcpo.toy.scenes import (
+    IMAGE_SIZE,
+    PATCH,
+    TILES,
+    box_patches,
+    hard_negatives,
+    random_scenes,
+)
 from t2i_gcpo.toy.tokenizer import PatchVQ, fit_codebook
 
-STAGE_STEPS = {"tokenizer": 25, "policy": 1200, "clip": 1500, "aesthetic": 2000}
+STAGE_STEPS = {"tokenizer": 25, "policy": 1000, "clip": 1500, "aesthetic": 2000}
 """Iterations of each stage at --steps-scale 1 (k-means iterations for the tokenizer)."""
 SCENES = {"tokenizer": 4000, "policy": 76800, "clip": 20000, "aesthetic": 4096}
 """Scenes each stage draws at --steps-scale 1 (fewer, at least 256, below 1)."""
 CODEBOOK_SIZE = 512
+OBJECT_WEIGHT = 8.0
+"""How much more an object box's token weighs than a background token in pretraining."""
 PRETRAIN_WEIGHTS = (1.0, 1.0, 1.0, 1.5, 1.5, 2.0)
 """How often pretraining draws each category (CATEGORIES' order): the ones that bind words to
 colours and places, which a small model learns last, more often."""
@@ -89,13 +98,15 @@ def pretrain_policy(
     policy,
     steps: int,
     batch_size: int = 64,
-    lr: float = 1.5e-3,
+    lr: float = 3e-3,
     seed: int = 0,
     n_scenes: int = 76800,
     texture: float = 1.0,
     caption_dropout: float = 0.1,
     weight_decay: float = 0.1,
     attention_dropout: float = 0.1,
+    object_weight: float = OBJECT_WEIGHT,
+    flat_share: float = 0.5,
     progress: bool = True,
 ) -> dict[str, float]:
     """Teach a JanusPolicy to draw the prompts of the "train" split (next-token NLL on its
@@ -104,11 +115,30 @@ def pretrain_policy(
     A `caption_dropout` share of every batch is scored under the null prompt, so that the
     unconditional branch that classifier-free guidance needs is learnt too. Weight decay and
     attention dropout regularise towards composing what it saw; the dropout is switched off
-    again at the end, so that RL scores tokens with the same network that sampled them."""
+    again at the end, so that RL scores tokens with the same network that sampled them.
+
+    Two choices make it bind colour words within the build's budget; without them it never
+    did. Of an image's 144 tokens one per object says which colour the prompt asked for (the
+    rest copy it), so (1) the tokens of object boxes weigh `object_weight` times a background
+    token, and (2) the first `flat_share` of the steps draws flat scenes (texture 0) and the rest
+    textured ones, since texture noise drowned that one token from the start. Measured on a
+    64-wide, 2-layer policy on "colors" scenes with batch 32 (the colour word's effect on an
+    image's log-likelihood, correct colour minus the mean of the other five): plain mean, flat,
+    1000 steps: 0.05 nats; weight 8, flat, 300 steps: 2.5 nats; weight 8 or 32, texture 1,
+    300 steps: none (picking the colour word by likelihood at chance); weight 8, 300 flat then
+    300 textured steps: 3.9 nats, and the colour word picked right 39% of the time against 17%
+    by chance with texture noise in the sum."""
+    n_flat = round(n_scenes * flat_share) if texture > 0 else 0
     scenes = random_scenes(
-        n_scenes, seed + 1, split="train", texture=texture, weights=PRETRAIN_WEIGHTS
+        n_scenes - n_flat, seed + 1, split="train", texture=texture, weights=PRETRAIN_WEIGHTS
     )
+    scenes += random_scenes(n_flat, seed + 2, split="train", texture=0.0, weights=PRETRAIN_WEIGHTS)
     codes = encode_scenes(policy, scenes)
+    weights = (
+        1.0
+        + (object_weight - 1.0)
+        * torch.stack([box_patches(scene.objects).flatten() for scene in scenes]).float()
+    )
     captions = [scene.prompt for scene in scenes]
     generator = torch.Generator().manual_seed(seed)
     params = policy.trainable_parameters()
@@ -116,18 +146,25 @@ def pretrain_policy(
     schedule = cosine_schedule(optimizer, steps)
     set_attention_dropout(policy, attention_dropout)
     n_null = max(1, round(caption_dropout * batch_size)) if caption_dropout > 0 else 0
-    order = torch.randperm(len(codes), generator=generator)
+    textured = len(scenes) - n_flat
+    pools = (
+        textured + torch.randperm(n_flat, generator=generator),
+        torch.randperm(textured, generator=generator),
+    )
+    flat_steps = round(steps * flat_share) if n_flat else 0
     policy.train()
     bar = tqdm(range(steps), desc="policy pretraining", disable=not progress)
     for step in bar:
-        pick = order[(torch.arange(batch_size) + step * batch_size) % len(codes)].tolist()
-        tokens, prompts = codes[pick], [captions[i] for i in pick]
+        pool = pools[0] if step < flat_steps else pools[1]
+        pick = pool[(torch.arange(batch_size) + step * batch_size) % len(pool)].tolist()
+        tokens, prompts, weight = codes[pick], [captions[i] for i in pick], weights[pick]
         logp = policy.token_logprobs(prompts[n_null:], tokens[n_null:])
         nll = -logp.mean()
-        loss = nll * (batch_size - n_null) / batch_size
+        loss = -(logp * weight[n_null:]).sum()
         if n_null:
             null_logp = policy.token_logprobs(prompts[:n_null], tokens[:n_null], "null")
-            loss = loss - null_logp.mean() * n_null / batch_size
+            loss = loss - (null_logp * weight[:n_null]).sum()
+        loss = loss / weight.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
