@@ -16,9 +16,11 @@ AGGREGATIONS = ("sequence_mean", "token_mean", "credit_weighted")
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """logp, ref_logp (B, T) -> per-token k3 KL estimate (B, T): exp(r - l) - (r - l) - 1 >= 0."""
+    """logp, ref_logp (B, T) -> per-token k3 KL estimate (B, T): exp(r - l) - (r - l) - 1 >= 0,
+    computed as expm1(d) - d, which float rounding keeps >= 0 (exp(d) - 1 - d can round to
+    -1e-16 for |d| near 1e-13)."""
     delta = ref_logp - logp
-    return torch.exp(delta) - delta - 1.0
+    return torch.expm1(delta) - delta
 
 
 def relaxed_kl_mask(credit: torch.Tensor) -> torch.Tensor:
