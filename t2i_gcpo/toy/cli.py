@@ -47,9 +47,15 @@ def run_toy_build(args: argparse.Namespace) -> int:
 
     if args.steps_scale <= 0:
         raise InputError(f"--steps-scale must be > 0, got {args.steps_scale}")
+    if not 0.0 <= args.texture <= 1.0:
+        raise InputError(f"--texture must be in [0, 1] (0: flat, 1: textured), got {args.texture}")
     out = args.out or ASSETS_DIR
     report = build_assets(
-        out, seed=args.seed, steps_scale=args.steps_scale, progress=not args.quiet
+        out,
+        seed=args.seed,
+        steps_scale=args.steps_scale,
+        texture=args.texture,
+        progress=not args.quiet,
     )
     print(f"wrote the shapes-world assets to {out}")
     print(json.dumps({"seconds": report["seconds"], "bytes": report["bytes"]}, indent=2))

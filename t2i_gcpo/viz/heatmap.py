@@ -107,9 +107,12 @@ def run_heatmap(
     reward=None,
     alpha: float = 0.6,
     mode: str = "nearest",
+    judge=None,
 ) -> list[Path]:
     """Probe `policy` on the records' prompts against `negative_mode`'s negatives (see
-    data.negatives) and write everything into `out`; returns the files."""
+    data.negatives) and write everything into `out`; returns the files. With a `judge`
+    (reward_models.Judge) the summary also holds each sample's credit figures on the objects it
+    finds (records need the judge's metadata)."""
     negatives = resolve_negatives(records, negative_mode, seed, source="--prompt")
     generator = torch.Generator(device=policy.device).manual_seed(seed)
     scale = policy.default_cfg_scale if cfg_scale is None else cfg_scale
@@ -117,4 +120,6 @@ def run_heatmap(
     probe = probe_credit(
         policy, prompts, negatives, samples, preset, scale, generator, reward=reward
     )
+    if judge is not None:
+        probe = probe.with_figures(judge, [record.metadata for record in records])
     return write_probe(probe, out, alpha, mode)
