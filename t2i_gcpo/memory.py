@@ -181,19 +181,7 @@ def policy_config(name: str):
         return policy_config(json.loads((folder / BASE_FILE).read_text())["base"])
     if POLICIES.get(name) is not None:
         return load_policy(name).model.config
-    if name in KNOWN_SHAPES and not folder.exists():
-        from t2i_gcpo.toy.models import janus_pro_config
-
-        return janus_pro_config(KNOWN_SHAPES[name])
     return AutoConfig.from_pretrained(name)
-
-
-KNOWN_SHAPES = {
-    "deepseek-community/Janus-Pro-1B": "1b",
-    "deepseek-community/Janus-Pro-7B": "7b",
-}
-"""Hub ids whose configuration ships with the package (model_configs/janus-pro-*.json), so that
---dry-run sizes them without the network."""
 
 
 def plan_report(config, processes: int = 1, zero_stage: int = 0) -> str:
