@@ -6,14 +6,16 @@ rate and seeds. Only the algorithm, the reward or one GCPO knob changes:
 
     gcpo / grpo / dapo             on the CLIP reward and on the oracle reward (strict accuracy)
     gcpo-softmax / gcpo-linear     GCPO with the other credit normalizations (CLIP reward)
-    gcpo-caption / gcpo-swap       GCPO with the contrastive caption / a swapped caption as the
-                                   credit's negative instead of the null prompt (CLIP reward)
+    gcpo-caption / gcpo-swap /     GCPO with the contrastive caption / a swapped caption / an
+    gcpo-attribute                 attribute negative (one named colour, class or count changed)
+                                   as the credit's negative instead of the null prompt (CLIP)
 
-Measured per run (from its metrics.jsonl): held-out oracle strict accuracy (all, single and
-two-object prompts) at each evaluation, the training reward against steps, and the credit's
-localization ratio on the held-out prompts (null and caption negatives). Printed: mean +- std
-over seeds, and per comparison the seed-paired difference to GCPO. Figures (PNG) and a JSON
-summary go to --results.
+Measured per run (from its metrics.jsonl): the held-out GenEval score (the mean of the six
+categories' strict accuracies) and each category's accuracy at each evaluation, the training
+reward against steps, and whether the credit is right on the held-out images: the object AUROC
+against the null and attribute negatives and the blame AUROC (null negative), 0.5 = chance.
+Printed: mean +- std over seeds, and per comparison the seed-paired difference to GCPO.
+Figures (PNG) and a JSON summary go to --results.
 
     python benchmarks/study.py --quick            # 1 seed, 3 algorithms, short runs (<10 min)
     python benchmarks/study.py                    # the full study (3 seeds, 10 configurations)
@@ -67,6 +69,8 @@ CONFIGS = (
             group=("negatives",)),
     RunSpec("gcpo-swap/clip", "gcpo", overrides=("--algo.negative", "swap"),
             group=("negatives",)),
+    RunSpec("gcpo-attribute/clip", "gcpo", overrides=("--algo.negative", "attribute"),
+            group=("negatives",)),
 )  # fmt: skip
 QUICK_CONFIGS = ("gcpo/clip", "grpo/clip", "dapo/clip")
 
@@ -79,11 +83,11 @@ class Budget:
     eval_every: int
     eval_samples: int
     seeds: tuple[int, ...]
-    eval_prompts: int | None = None  # the first N eval prompts (None: all 64)
+    eval_prompts: int | None = None  # N eval prompts, as many of each category (None: all 96)
 
 
 FULL = Budget(steps=160, eval_every=40, eval_samples=4, seeds=(0, 1, 2))
-QUICK = Budget(steps=12, eval_every=12, eval_samples=2, seeds=(0,), eval_prompts=32)
+QUICK = Budget(steps=12, eval_every=12, eval_samples=2, seeds=(0,), eval_prompts=24)
 
 
 def run_dir(root: Path, spec: RunSpec, seed: int) -> Path:
@@ -154,13 +158,16 @@ def execute(spec: RunSpec, seed: int, root: Path, budget: Budget, eval_file: str
 
 # -- summarising --------------------------------------------------------------------------------
 
-EVAL_KEYS = ("eval/oracle/all", "eval/oracle/single_object", "eval/oracle/two_object",
-             "eval/localization/null", "eval/localization/caption")  # fmt: skip
+TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+SCORE = "eval/oracle/geneval"
+CREDIT_KEYS = ("eval/credit/null/object_auroc", "eval/credit/attribute/object_auroc",
+               "eval/credit/null/blame_auroc")  # fmt: skip
+EVAL_KEYS = (SCORE, *(f"eval/oracle/{tag}" for tag in TAGS), *CREDIT_KEYS)
 
 
 def run_summary(records: list[dict], budget: Budget) -> dict:
     """Per run: eval curves, the first/last tenth's mean training reward, final figures."""
-    evals = [r for r in records if "eval/oracle/all" in r]
+    evals = [r for r in records if SCORE in r]
     train = [r for r in records if "reward/mean" in r]
     tenth = max(1, len(train) // 10)
     summary = {
@@ -209,9 +216,10 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
         f"{budget.eval_every} steps on {budget.eval_prompts or 64} held-out prompts x "
         f"{budget.eval_samples} samples; seeds {list(budget.seeds)}; mean +- std over seeds.",
         "",
-        "| run | seeds | oracle all: start -> final (%) | single (%) | two-object (%) "
-        "| train reward: first -> last tenth | localization null | localization caption |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | seeds | GenEval: start -> final (%) | colors (%) | position (%) "
+        "| color_attr (%) | train reward: first -> last tenth | object AUROC null "
+        "| object AUROC attribute | blame AUROC null |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spec in specs:
         runs = summary.get(spec.name)
@@ -223,28 +231,29 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
             return [x[key] for x in r]
 
         lines.append(
-            f"| {spec.name} | {len(r)} | {fmt(col('start/eval/oracle/all'), 100)} -> "
-            f"{fmt(col('final/eval/oracle/all'), 100)} "
-            f"| {fmt(col('final/eval/oracle/single_object'), 100)} "
-            f"| {fmt(col('final/eval/oracle/two_object'), 100)} "
-            f"| {fmt(col('reward_first'), digits=3)} -> {fmt(col('reward_last'), digits=3)} "
-            f"| {fmt(col('final/eval/localization/null'), digits=2)} "
-            f"| {fmt(col('final/eval/localization/caption'), digits=2)} |"
+            f"| {spec.name} | {len(r)} | {fmt(col(f'start/{SCORE}'), 100)} -> "
+            f"{fmt(col(f'final/{SCORE}'), 100)} "
+            + "".join(
+                f"| {fmt(col(f'final/eval/oracle/{t}'), 100)} "
+                for t in ("colors", "position", "color_attr")
+            )
+            + f"| {fmt(col('reward_first'), digits=3)} -> {fmt(col('reward_last'), digits=3)} "
+            + "".join(f"| {fmt(col(f'final/{k}'), digits=2)} " for k in CREDIT_KEYS)
+            + "|"
         )
-    lines += ["", "Seed-paired differences in final held-out oracle accuracy (points), GCPO "
+    lines += ["", "Seed-paired differences in the final held-out GenEval score (points), GCPO "
               "(null negative, rank credit) minus the other run on the same reward:", "",
               "| comparison | per seed | mean +- std |", "|---|---|---|"]  # fmt: skip
     pairs = [("gcpo/clip", o) for o in ("grpo/clip", "dapo/clip", "gcpo-softmax/clip",
-             "gcpo-linear/clip", "gcpo-caption/clip", "gcpo-swap/clip")]  # fmt: skip
+             "gcpo-linear/clip", "gcpo-caption/clip", "gcpo-swap/clip",
+             "gcpo-attribute/clip")]  # fmt: skip
     pairs += [("gcpo/oracle", o) for o in ("grpo/oracle", "dapo/oracle")]
     for ours, other in pairs:
         a, b = summary.get(ours, {}), summary.get(other, {})
         seeds = sorted(set(a) & set(b))
         if not seeds:
             continue
-        diffs = [
-            100 * (a[s]["final/eval/oracle/all"] - b[s]["final/eval/oracle/all"]) for s in seeds
-        ]
+        diffs = [100 * (a[s][f"final/{SCORE}"] - b[s][f"final/{SCORE}"]) for s in seeds]
         mean, std = mean_std(diffs)
         per_seed = ", ".join(f"{d:+.1f}" for d in diffs)
         lines.append(f"| {ours} - {other} | {per_seed} | {mean:+.1f} +- {std:.1f} |")
@@ -274,7 +283,7 @@ def plot(summary: dict, specs: list[RunSpec], out: Path) -> list[Path]:
                 ):
                     x = np.array(runs[0][xkey])
                     if ykey == "acc":
-                        ys = np.array([r["curves"]["eval/oracle/all"] for r in runs]) * scale
+                        ys = np.array([r["curves"][SCORE] for r in runs]) * scale
                     else:
                         width = max(1, len(x) // 12)  # trailing mean over `width` steps
                         kernel = np.ones(width) / width
@@ -284,7 +293,7 @@ def plot(summary: dict, specs: list[RunSpec], out: Path) -> list[Path]:
                     ax = axes[row, column]
                     ax.plot(x, mean, label=spec.algo, marker="o" if row == 0 else None)
                     ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-            axes[0, column].set_title(f"{reward} reward: held-out oracle accuracy (%)")
+            axes[0, column].set_title(f"{reward} reward: held-out GenEval score (%)")
             axes[1, column].set_title(f"{reward} reward: training reward (smoothed)")
             for ax in axes[:, column]:
                 ax.set_xlabel("step")
@@ -300,8 +309,12 @@ def plot(summary: dict, specs: list[RunSpec], out: Path) -> list[Path]:
         axes = fig.subplots(1, 2)
         names = [s.name.split("/")[0] for s in knobs]
         for ax, key, title in (
-            (axes[0], "final/eval/oracle/all", "final held-out oracle accuracy (%)"),
-            (axes[1], "final/eval/localization/caption", "final localization (caption)"),
+            (axes[0], f"final/{SCORE}", "final held-out GenEval score (%)"),
+            (
+                axes[1],
+                "final/eval/credit/attribute/object_auroc",
+                "final object AUROC (attribute negative)",
+            ),
         ):
             stats = [mean_std([r[key] for r in summary[s.name].values()]) for s in knobs]
             scale = 100.0 if "oracle" in key else 1.0
@@ -310,9 +323,9 @@ def plot(summary: dict, specs: list[RunSpec], out: Path) -> list[Path]:
             ax.set_title(title, fontsize=10)
             ax.tick_params(axis="x", labelsize=8, rotation=20)
             ax.grid(alpha=0.3, axis="y")
-        start = mean_std([r["start/eval/oracle/all"] for r in summary[knobs[0].name].values()])[0]
+        start = mean_std([r[f"start/{SCORE}"] for r in summary[knobs[0].name].values()])[0]
         axes[0].axhline(100 * start, color="gray", linestyle="--", linewidth=1)  # before RL
-        axes[1].axhline(1.0, color="gray", linestyle="--", linewidth=1)  # uniform credit
+        axes[1].axhline(0.5, color="gray", linestyle="--", linewidth=1)  # chance
         fig.tight_layout()
         path = out / "study_gcpo_knobs.png"
         fig.savefig(path, dpi=90)
@@ -321,16 +334,14 @@ def plot(summary: dict, specs: list[RunSpec], out: Path) -> list[Path]:
 
 
 def eval_prompt_file(root: Path, budget: Budget) -> str:
-    """The eval prompts: the shipped file, or its first N lines for short budgets."""
+    """The eval prompts: the shipped file, or for short budgets N of its lines, as many of each
+    category as N allows (at least one each)."""
     source = REPO / "prompts" / "shapes_eval.jsonl"
     if budget.eval_prompts is None:
         return str(source)
     lines = source.read_text().splitlines()
-    # keep both kinds: the first half of each tag's lines up to N in all
-    singles = [line for line in lines if '"single_object"' in line]
-    doubles = [line for line in lines if '"two_object"' in line]
-    half = budget.eval_prompts // 2
-    chosen = singles[:half] + doubles[: budget.eval_prompts - min(half, len(singles))]
+    per_tag = max(1, budget.eval_prompts // len(TAGS))
+    chosen = [line for tag in TAGS for line in [x for x in lines if f'"{tag}"' in x][:per_tag]]
     path = root / f"eval_{budget.eval_prompts}.jsonl"
     root.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(chosen) + "\n")

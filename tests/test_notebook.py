@@ -28,6 +28,6 @@ def test_notebook_executes_top_to_bottom(tmp_path):
     client.execute()  # raises CellExecutionError on any failing cell
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 2 + 1 + 6 + 1  # groups, panel, normalizations, localization
+    assert len(images) >= 2 + 1 + 6 + 1  # groups, panel, normalizations, credit figures
     text = "".join(o.get("text", "") for o in outputs)
-    assert "probe/caption" in text and "eval/null" in text
+    assert "probe/caption" in text and "eval/null" in text and "blame/null" in text

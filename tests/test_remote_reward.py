@@ -38,9 +38,10 @@ def slow(images, prompts, metadata):
 class Server:
     """A reward-server subprocess; its URL is read from the first line it prints."""
 
-    def __init__(self, rewards: Path, reward: str, *extra: str) -> None:
-        command = [sys.executable, "-m", "t2i_gcpo.cli", "reward-server", "--reward",
-                   f"{rewards}:{reward}", "--port", "0", *extra]  # fmt: skip
+    def __init__(self, rewards: Path | None, reward: str, *extra: str) -> None:
+        name = reward if rewards is None else f"{rewards}:{reward}"
+        command = [sys.executable, "-m", "t2i_gcpo.cli", "reward-server", "--reward", name,
+                   "--port", "0", *extra]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
@@ -199,3 +200,28 @@ def test_health_is_checked_when_the_reward_is_built_and_tokens_are_enforced(rewa
     argv = ["reward-server", "--reward", f"{rewards}:bright", "--host", "0.0.0.0", "--port", "0"]
     assert main(argv) == 2
     assert "exposes the reward beyond this machine; give a --token" in capsys.readouterr().err
+
+
+def test_shapes_world_training_through_a_reward_server_matches_in_process(tmp_path):
+    served = Server(None, "shapes-clip")
+    try:
+        runs = {}
+        for label, reward in (
+            ("local", "[shapes-clip]"),
+            ("remote", f"[{{name: remote, kwargs: {{url: '{served.url}'}}}}]"),
+        ):
+            out = tmp_path / label
+            args = ["train", "--rewards.models", reward, "--prompts.eval", "null",
+                    "--rollout.group_size", "4", "--rollout.prompts_per_step", "2",
+                    "--optim.steps", "2", "--logging.output_dir", str(out),
+                    "--logging.trackers", "none", "--logging.progress_bar", "false",
+                    "--logging.sample_every", "0", "--logging.heatmap_every", "0"]  # fmt: skip
+            assert main(args) == 0
+            lines = (out / "metrics.jsonl").read_text().splitlines()
+            runs[label] = [json.loads(line) for line in lines]
+    finally:
+        served.stop()
+    local, remote = (torch.tensor([r["reward/mean"] for r in runs[k]]) for k in ("local", "remote"))
+    assert len(local) == 2 and bool((local > 0).all())
+    # the same images (float32 on the wire) through the same CLIP: equal up to float32 rounding
+    torch.testing.assert_close(remote, local, rtol=1e-5, atol=0)

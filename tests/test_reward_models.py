@@ -35,10 +35,12 @@ from reward_models import (
     register_reward,
 )
 from reward_models.clip import ImagePreprocess, fit_to_size
+from t2i_gcpo.data.geneval import make_record
+from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.assets import ASSETS_DIR, shapes_aesthetic_path, shapes_clip_path
 from t2i_gcpo.toy.models import register_open_clip_configs, shapes_clip_config, shapes_tokenizer
 from t2i_gcpo.toy.rewards import ShapesOracle
-from t2i_gcpo.toy.scenes import COLORS, SHAPES, SceneObject, all_objects, render
+from t2i_gcpo.toy.scenes import COLORS, SHAPES, SceneObject
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -49,7 +51,7 @@ HALF = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 # Small enough to learn colour-caption binding in ~100 steps on one CPU thread.
 TRAINABLE_CLIP = {
     "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 1, "head_width": 32},
+    "vision_cfg": {"image_size": 48, "patch_size": 12, "width": 64, "layers": 1, "head_width": 32},
     "text_cfg": {
         "context_length": 16,
         "vocab_size": 32,
@@ -75,17 +77,28 @@ def write_clip_folder(folder: Path, model_cfg: dict, model: torch.nn.Module | No
     return folder
 
 
+def caption(obj: SceneObject) -> str:
+    """The GenEval prompt naming one object's colour and class."""
+    return make_record("colors", [{"class": obj.shape, "count": 1, "color": obj.color}])["prompt"]
+
+
+def drawn(*objects: SceneObject, seed: int = 0) -> S.Scene:
+    """A flat-ground scene of `objects` with its GenEval record (colors or color_attr)."""
+    include = [{"class": o.shape, "count": 1, "color": o.color} for o in objects]
+    record = make_record("colors" if len(objects) == 1 else "color_attr", include)
+    return S.draw(objects, np.random.default_rng(seed), 0.0, record)
+
+
 def renders(n: int, seed: int) -> list:
-    rng = np.random.default_rng(seed)
-    objects = all_objects()
-    return [render([objects[rng.integers(len(objects))]], seed=seed + i) for i in range(n)]
+    """n flat-ground scenes of one object of a random colour and class."""
+    return S.random_scenes(n, seed, split="any", texture=0.0, categories=("colors",))
 
 
 def train_contrastive(model, tokenizer, steps: int = 100, batch: int = 48) -> None:
     """A few CLIP steps on single-object renders; duplicate captions share the target mass."""
     scenes = renders(512, seed=0)
     pixels = (torch.stack([s.image for s in scenes]) - 0.5) / 0.5
-    tokens = tokenizer([s.caption for s in scenes])
+    tokens = tokenizer([s.prompt for s in scenes])
     generator = torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     for _ in range(steps):
@@ -132,8 +145,8 @@ def test_clip_score_prefers_true_captions_after_contrastive_training(trained_cli
     scenes = renders(64, seed=1000)
     images = torch.stack([s.image for s in scenes])
     score = CLIPScore(f"local-dir:{trained_clip_dir}", device="cpu")
-    true = score(images, [s.caption for s in scenes], [{}] * 64)
-    false = score(images, [wrong_color(s.objects[0]).phrase for s in scenes], [{}] * 64)
+    true = score(images, [s.prompt for s in scenes], [{}] * 64)
+    false = score(images, [caption(wrong_color(s.objects[0])) for s in scenes], [{}] * 64)
     assert true.shape == (64,) and true.dtype == torch.float32
     assert (true >= 0).all() and (false >= 0).all()
     assert (true > false).float().mean() >= 0.85
@@ -143,7 +156,7 @@ def test_clip_score_prefers_true_captions_after_contrastive_training(trained_cli
 def test_clip_score_is_clamped_scaled_cosine_of_open_clip_features(trained_clip_dir):
     scenes = renders(5, seed=7)
     images = torch.stack([s.image for s in scenes])
-    prompts = [s.caption for s in scenes[:3]] + ["a purple square", "a photo of a red circle"]
+    prompts = [s.prompt for s in scenes[:3]] + ["a purple square", "a photo of a red circle"]
     model = open_clip.create_model(f"local-dir:{trained_clip_dir}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{trained_clip_dir}")
     with torch.no_grad():
@@ -165,27 +178,25 @@ def test_clip_score_encodes_each_distinct_prompt_once(trained_clip_dir):
 
     model = open_clip.create_model(f"local-dir:{trained_clip_dir}")
     score = CLIPScore(model=model, tokenizer=counting_tokenizer)
-    scene = render([SceneObject("red", "circle", "top left")])
-    prompts = [scene.caption, "a blue square", scene.caption, scene.caption]
+    scene = drawn(SceneObject("circle", "red", 4, 4, 16))
+    prompts = [scene.prompt, "a blue square", scene.prompt, scene.prompt]
     scores = score(scene.image.expand(4, -1, -1, -1), prompts, [{}] * 4)
-    assert sorted(tokenized) == sorted({scene.caption, "a blue square"})
+    assert sorted(tokenized) == sorted({scene.prompt, "a blue square"})
     assert scores[0] == scores[2] == scores[3]
 
 
 def test_clip_score_resizes_larger_and_non_square_images(trained_clip_dir):
     score = CLIPScore(f"local-dir:{trained_clip_dir}")
-    scene = render([SceneObject("green", "square", "bottom right")])
+    scene = drawn(SceneObject("square", "green", 26, 24, 16))
     small = scene.image[None]
     large = F.interpolate(small, scale_factor=4, mode="nearest")
-    wide = F.pad(large, (16, 16, 0, 0), value=BACKGROUND_VALUE)  # (128, 160): crop restores it
-    prompts = [scene.caption]
+    ground = S.TILES[0][:, :1, :1].expand(1, 3, 192, 16)
+    wide = torch.cat([ground, large, ground], dim=3)  # (192, 224): the centre crop restores it
+    prompts = [scene.prompt]
     reference = score(small, prompts, [{}])
     # bicubic antialiased downsampling of the 4x image does not restore its hard edges exactly
     torch.testing.assert_close(score(large, prompts, [{}]), reference, atol=0, rtol=0.03)
     torch.testing.assert_close(score(wide, prompts, [{}]), reference, atol=0, rtol=0.03)
-
-
-BACKGROUND_VALUE = 20 / 255
 
 
 def test_fit_to_size_follows_open_clip_resize_modes():
@@ -203,7 +214,7 @@ def test_fit_to_size_follows_open_clip_resize_modes():
 
 def test_clip_score_in_bfloat16_is_close_to_float32(trained_clip_dir):
     scenes = renders(4, seed=3)
-    images, prompts = torch.stack([s.image for s in scenes]), [s.caption for s in scenes]
+    images, prompts = torch.stack([s.image for s in scenes]), [s.prompt for s in scenes]
     full = CLIPScore(f"local-dir:{trained_clip_dir}")(images, prompts, [{}] * 4)
     half = CLIPScore(f"local-dir:{trained_clip_dir}", dtype="bfloat16")
     assert next(half.model.parameters()).dtype == torch.bfloat16
@@ -230,10 +241,11 @@ def test_clip_score_from_an_architecture_name_and_a_local_checkpoint(shapes_clip
     score = CLIPScore("shapes-clip", pretrained=checkpoint, tokenizer=tokenizer)
     # a bare checkpoint carries no preprocess config: open_clip falls back to OpenAI's mean/std
     assert score.encoder.preprocess.mean == tuple(open_clip.OPENAI_DATASET_MEAN)
-    half = ImagePreprocess((32, 32), (0.5,) * 3, (0.5,) * 3)
+    side = shapes_clip_config()["vision_cfg"]["image_size"]
+    half = ImagePreprocess((side, side), (0.5,) * 3, (0.5,) * 3)
     score = CLIPScore("shapes-clip", pretrained=checkpoint, tokenizer=tokenizer, preprocess=half)
-    scene = render([SceneObject("cyan", "circle", "bottom left")])
-    args = (scene.image[None], [scene.caption], [{}])
+    scene = drawn(SceneObject("circle", "purple", 4, 26, 16))
+    args = (scene.image[None], [scene.prompt], [{}])
     assert torch.equal(score(*args), CLIPScore(shapes_clip_dir)(*args))
 
 
@@ -251,8 +263,8 @@ def test_clip_and_aesthetic_say_which_model_they_need():
 
 @needs_assets
 def test_shapes_rewards_are_the_shipped_clip_and_head():
-    scene = render([SceneObject("blue", "triangle", "top right")])
-    images, prompts = scene.image[None], [scene.caption]
+    scene = drawn(SceneObject("triangle", "blue", 28, 4, 16))
+    images, prompts = scene.image[None], [scene.prompt]
     reward = load_reward("shapes-clip", scale=50.0)
     expected = CLIPScore(shapes_clip_path(), scale=50.0)(images, prompts, [{}])
     assert isinstance(reward, CLIPScore)
@@ -268,11 +280,8 @@ def test_shapes_rewards_are_the_shipped_clip_and_head():
 
 
 def test_shapes_oracle_strict_share_and_verdicts():
-    objects = [
-        SceneObject("red", "circle", "top left"),
-        SceneObject("blue", "square", "bottom right"),
-    ]
-    full, half = render(objects, seed=0), render(objects[:1], seed=0)
+    objects = [SceneObject("circle", "red", 2, 2, 16), SceneObject("square", "blue", 28, 28, 16)]
+    full, half = drawn(*objects), drawn(objects[0])
     images = torch.stack([full.image, half.image])
     metadata = [full.metadata, full.metadata]
     oracle = load_reward("shapes-oracle")
@@ -281,8 +290,8 @@ def test_shapes_oracle_strict_share_and_verdicts():
     assert ShapesOracle("share")(images, ["", ""], metadata).tolist() == [1.0, 0.5]
     verdicts = oracle.judge(images, ["", ""], metadata)
     assert [v.correct for v in verdicts] == [True, False]
-    assert verdicts[0].masks.shape == (2, 32, 32) and verdicts[1].masks[1].sum() == 0
-    assert verdicts[0].masks[0, :16, :16].any() and not verdicts[0].masks[0, 16:].any()
+    assert verdicts[0].masks.shape == (2, 48, 48) and verdicts[1].masks.shape == (1, 48, 48)
+    assert verdicts[0].masks[0, :24, :24].any() and not verdicts[0].masks[0, 24:].any()
     with pytest.raises(ValueError, match="mode='mean'.*'strict', 'share'"):
         ShapesOracle("mean")
 
@@ -486,7 +495,7 @@ def test_weighted_sum_and_raw_values_per_reward():
             {"name": "shapes-oracle", "weight": 0.0, "kwargs": {"mode": "share"}},
         ]
     )
-    metadata = [{"objects": [{"color": "red", "shape": "circle", "position": "top left"}]}] * 4
+    metadata = [{"tag": "colors", "include": [{"class": "circle", "count": 1, "color": "red"}]}] * 4
     result = reward(images, prompts, metadata)
     assert list(result.per_reward) == ["pixels", "pixels_2", "shapes-oracle"]
     torch.testing.assert_close(result.per_reward["pixels"], images.mean(dim=(1, 2, 3)))
@@ -655,7 +664,7 @@ def test_readme_section_config_names_resolve(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = yaml.safe_load(readme_blocks("yaml")[0])
     reward = CombinedReward(config["rewards"])
-    scene = render([SceneObject("red", SHAPES[0], "top left")], seed=0)
-    result = reward(scene.image[None], [scene.caption], [scene.metadata])
+    scene = drawn(SceneObject(SHAPES[0], "red", 4, 4, 16))
+    result = reward(scene.image[None], [scene.prompt], [scene.metadata])
     assert list(result.per_reward) == [entry["name"] for entry in config["rewards"]]
     assert result.per_reward["shapes-oracle"].tolist() == [1.0]

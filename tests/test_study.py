@@ -1,5 +1,5 @@
 """benchmarks/study.py end to end on a budget far below --quick's: two configurations, two
-steps, four eval prompts; then a rerun that finds every run done."""
+steps, six eval prompts (one per category); then a rerun that finds every run done."""
 
 import importlib.util
 import json
@@ -23,7 +23,7 @@ def study():
 
 def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
     args = ["--quick", "--configs", "gcpo/clip", "grpo/clip", "--steps", "2",
-            "--eval-every", "2", "--eval-prompts", "4", "--eval-samples", "1",
+            "--eval-every", "2", "--eval-prompts", "6", "--eval-samples", "1",
             "--jobs", "1", "--out", str(tmp_path), "--keep-checkpoints"]  # fmt: skip
     assert study.main(args) == 0
     out = capsys.readouterr().out
@@ -33,8 +33,8 @@ def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
     summary = json.loads((tmp_path / "study_summary.json").read_text())
     run = summary["runs"]["gcpo/clip"]["0"]
     assert run["eval_steps"] == [0, 2] and len(run["reward"]) == 2
-    assert 0.0 <= run["final/eval/oracle/all"] <= 1.0
-    assert run["final/eval/localization/null"] > 0
+    assert 0.0 <= run["final/eval/oracle/geneval"] <= 1.0
+    assert 0.0 <= run["final/eval/credit/null/object_auroc"] <= 1.0
     assert (tmp_path / "study_algorithms.png").stat().st_size > 0
     assert (tmp_path / "study_gcpo_knobs.png").stat().st_size > 0
     folder = tmp_path / "gcpo__clip" / "seed0"

@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -19,9 +20,10 @@ from t2i_gcpo.algos import (
     token_divergence,
 )
 from t2i_gcpo.cli import main
+from t2i_gcpo.data.geneval import make_record
 from t2i_gcpo.evaluation import verdict_coverage
 from t2i_gcpo.toy.models import tiny_janus_policy
-from t2i_gcpo.toy.scenes import objects_from_metadata, render
+from t2i_gcpo.toy.scenes import SceneObject, draw
 from t2i_gcpo.viz import colorize, overlay, token_maps, upsample
 from t2i_gcpo.viz.figures import group_figure, sample_figure, save_figure
 from t2i_gcpo.viz.html import write_report
@@ -117,22 +119,27 @@ def test_patch_coverage_pools_pixels_onto_the_token_grid():
         patch_coverage(mask, (3, 3))
 
 
-def test_coverage_of_the_judges_found_objects_lies_in_the_named_quadrants():
-    metadata = [
-        {"objects": [{"color": "red", "shape": "square", "position": "top left"}]},
-        {"objects": [{"color": "red", "shape": "circle", "position": "top left"},
-                     {"color": "blue", "shape": "square", "position": "bottom right"}]},
-    ]  # fmt: skip
-    images = torch.stack([render(objects_from_metadata(m)).image for m in metadata])
+def test_coverage_of_the_judges_found_objects_lies_on_their_patches():
+    red = {"class": "square", "count": 1, "color": "red"}
+    blue = {"class": "circle", "count": 1, "color": "blue"}
+    objects = [
+        [SceneObject("square", "red", 4, 4, 12)],
+        [SceneObject("square", "red", 4, 4, 12), SceneObject("circle", "blue", 28, 28, 16)],
+    ]
+    metadata = [make_record("colors", [red]), make_record("color_attr", [red, blue])]  # fmt: skip
+    rng = np.random.default_rng(0)
+    images = torch.stack(
+        [draw(o, rng, 1.0, m).image for o, m in zip(objects, metadata, strict=True)]
+    )
     verdicts = load_reward("shapes-oracle").judge(images, ["", ""], metadata)
     assert [v.correct for v in verdicts] == [True, True]
-    coverage = verdict_coverage(verdicts, (8, 8)).view(2, 8, 8)
-    assert coverage[0, :4, :4].sum() > 0 and coverage[0, 4:].sum() == 0
-    assert coverage[0, :, 4:].sum() == 0
-    assert coverage[1, 4:, 4:].sum() > 0 and coverage[1, :4, 4:].sum() == 0
+    coverage = verdict_coverage(verdicts, (12, 12)).view(2, 12, 12)
+    # the square covers pixels 4..16: patches 1..3, fully
+    assert torch.equal(coverage[0, 1:4, 1:4], torch.ones(3, 3)) and coverage[0].sum() == 9
+    assert coverage[1, 7:11, 7:11].sum() > 0 and coverage[1, :, 4:7].sum() == 0
     assert coverage.max() <= 1.0
-    nothing = Verdict(False, torch.zeros(0, 32, 32, dtype=torch.bool))
-    assert verdict_coverage([nothing], (8, 8)).sum() == 0
+    nothing = Verdict(False, torch.zeros(0, 48, 48, dtype=torch.bool))
+    assert verdict_coverage([nothing], (12, 12)).sum() == 0
 
 
 # ---------------------------------------------------------------------------------------------
