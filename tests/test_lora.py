@@ -5,50 +5,23 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_runs import train_args, write_run_assets
 
 from t2i_gcpo.cli import main
 from t2i_gcpo.policies import load_policy
 from t2i_gcpo.policies.lora import AdaptersOff
 from t2i_gcpo.toy.models import tiny_janus_policy
 
-REWARDS = """
-import os
-import signal
-
-CALLS = 0
-
-
-def redness(images, prompts, metadata):
-    return images[:, 0].mean(dim=(1, 2)) - images[:, 1:].mean(dim=(1, 2, 3))
-
-
-def redness_then_stop(images, prompts, metadata):
-    global CALLS
-    CALLS += 1
-    if CALLS == int(os.environ.get("STOP_AT_CALL", "0")):
-        os.kill(os.getpid(), signal.SIGTERM)
-    return redness(images, prompts, metadata)
-"""
 PROMPTS = ["a red cat", "a blue dog"]
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lora")
-    tiny_janus_policy(grid=4, seed=0).save(root / "base")
-    (root / "rewards.py").write_text(REWARDS)
-    return root
+    return write_run_assets(tmp_path_factory.mktemp("lora"))
 
 
 def train(assets, out, steps=3, reward="redness", *extra):
-    return main([
-        "train", "--policy.name", str(assets / "base"),
-        "--rewards.models", f"[{assets / 'rewards.py'}:{reward}]",
-        "--prompts.eval", "null", "--rollout.group_size", "4", "--rollout.prompts_per_step", "2",
-        "--optim.steps", str(steps), "--optim.lr", "1e-2", "--logging.output_dir", str(out),
-        "--logging.trackers", "none", "--logging.progress_bar", "false",
-        "--logging.sample_every", "0", "--logging.heatmap_every", "0", *extra,
-    ])  # fmt: skip
+    return main(train_args(assets, out, steps, reward, *extra, lr="1e-2"))
 
 
 LORA = ["--policy.lora", "{r: 4, alpha: 8}", "--algo", "grpo"]  # GRPO: beta 0.03, a KL term
@@ -60,12 +33,12 @@ def test_lora_trains_only_the_adapters_against_the_base_as_reference(assets, tmp
     folder = out / "checkpoints" / "step_000003" / "policy"
     files = sorted(p.name for p in folder.iterdir())
     assert "adapter_model.safetensors" in files and "model.safetensors" not in files
-    assert json.loads((folder / "lora_base.json").read_text())["base"] == str(assets / "base")
+    assert json.loads((folder / "lora_base.json").read_text())["base"] == str(assets["policy"])
     saved = load_file(folder / "adapter_model.safetensors")
     assert saved and all("lora_" in k and "language_model.layers" in k for k in saved)
     assert any(v.abs().sum() > 0 for k, v in saved.items() if "lora_B" in k)  # B left zero
 
-    adapted, base = load_policy(str(folder)), load_policy(str(assets / "base"))
+    adapted, base = load_policy(str(folder)), load_policy(str(assets["policy"]))
     base_weights = dict(base.model.named_parameters())
     for name, parameter in adapted.model.named_parameters():  # every base weight untouched
         if "lora_" not in name:
@@ -118,7 +91,7 @@ def test_bf16_full_fine_tuning_keeps_float32_master_weights(assets, tmp_path):
     out = tmp_path / "run"
     extra = ["--policy.dtype", "bfloat16", "--optim.lr", "1e-6", "--algo", "dapo"]
     assert train(assets, out, 1, "redness", *extra) == 0
-    before = load_file(assets / "base" / "model.safetensors")
+    before = load_file(assets["policy"] / "model.safetensors")
     after = load_file(out / "checkpoints" / "step_000001" / "policy" / "model.safetensors")
     head = "model.generation_head.vision_head.weight"
     assert after[head].dtype == torch.float32
