@@ -127,3 +127,25 @@ def test_bf16_recorded_logprobs_agree_with_teacher_forced_within_the_derived_bou
     assert (difference <= bound).all() and difference.max() > 0  # bf16 did round
     ratio = torch.exp(teacher - rollout.logp_pos)  # the first update's importance ratio
     assert ((ratio - 1).abs() <= torch.expm1(bound)).all()
+
+
+def test_sample_eval_and_heatmap_take_a_lora_checkpoint(assets, tmp_path):
+    out = tmp_path / "run"
+    assert train(assets, out, 1, "redness", *LORA) == 0
+    checkpoint = str(out / "checkpoints" / "step_000001")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS) + "\n")
+    sampled = tmp_path / "samples"
+    assert main(["sample", "--policy", checkpoint, "--prompt", PROMPTS[0], "--samples", "2",
+                 "--out", str(sampled)]) == 0  # fmt: skip
+    assert len(list(sampled.glob("*.png"))) == 2
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--policy", checkpoint, "--prompts", str(prompts), "--samples-per-prompt",
+                 "1", "--rewards", f"{assets['rewards']}:redness", "--output-json",
+                 str(report)]) == 0  # fmt: skip
+    figures = json.loads(report.read_text())
+    assert set(figures["rewards"]) == {"mean", "redness"} and figures["policy"] == checkpoint
+    maps = tmp_path / "maps"
+    assert main(["heatmap", "--policy", checkpoint, "--prompt", PROMPTS[0], "--samples", "2",
+                 "--reward", "none", "--out", str(maps)]) == 0  # fmt: skip
+    assert (maps / "index.html").is_file()
