@@ -1,24 +1,29 @@
 """The method study on the shapes world: GCPO against GRPO and DAPO, and GCPO's own knobs.
 
-Every run fine-tunes the shipped shapes policy with `t2i-gcpo train` (one subprocess per run,
-one CPU thread each) at the same budget: the same steps, prompts per step, group size, learning
-rate and seeds. Only the algorithm, the reward or one GCPO knob changes:
+Every run fine-tunes a pretrained shapes policy with `t2i-gcpo train` (one subprocess per run,
+one CPU thread each) at the default run's budget: the same steps, prompts per step, group size,
+learning rate and seeds. Only the algorithm, the reward, the policy's background or one GCPO
+knob changes (the full study's ten configurations first, then the optional ones):
 
-    gcpo / grpo / dapo             on the CLIP reward and on the oracle reward (strict accuracy)
-    gcpo-softmax / gcpo-linear     GCPO with the other credit normalizations (CLIP reward)
-    gcpo-caption / gcpo-swap /     GCPO with the contrastive caption / a swapped caption / an
-    gcpo-attribute                 attribute negative (one named colour, class or count changed)
-                                   as the credit's negative instead of the null prompt (CLIP)
+    gcpo / grpo / dapo        on the oracle reward (GenEval's strict rules) and the tiny CLIP
+    gcpo-flat / grpo-flat     oracle reward, on a policy whose grounds are flat (flat_policy):
+                              the prediction is that GCPO's edge over GRPO shrinks there
+    gcpo-attribute            the attribute negative (one named colour, class, count or
+                              relation changed) instead of the null prompt (oracle)
+    gcpo-softmax              softmax credit instead of rank credit (oracle)
+    optional: gcpo-linear (oracle), gcpo-caption and gcpo-swap (CLIP)
 
 Measured per run (from its metrics.jsonl): the held-out GenEval score (the mean of the six
 categories' strict accuracies) and each category's accuracy at each evaluation, the training
-reward against steps, and whether the credit is right on the held-out images: the object AUROC
-against the null and attribute negatives and the blame AUROC (null negative), 0.5 = chance.
-Printed: mean +- std over seeds, and per comparison the seed-paired difference to GCPO.
-Figures (PNG) and a JSON summary go to --results.
+reward against steps, every sample drawn (DAPO draws more when it refills), and whether the
+credit is right on the held-out images: the object AUROC against the null and attribute
+negatives and the blame AUROC (null negative), 0.5 = chance. Printed: mean +- std over seeds,
+per comparison the seed-paired difference to GCPO, and the background prediction's
+difference of differences. Figures (PNG) and a JSON summary go to --results.
 
     python benchmarks/study.py --quick            # 1 seed, 3 algorithms, short runs (<10 min)
-    python benchmarks/study.py                    # the full study (3 seeds, 10 configurations)
+    python benchmarks/study.py                    # the full study (3 seeds x 10 configurations,
+                                                  # about 3 hours on 2 cores)
     python benchmarks/study.py --report-only      # re-print and re-plot finished runs
 
 Runs are resumable one by one: a finished run is skipped, an interrupted one continues from
@@ -52,26 +57,32 @@ class RunSpec:
     reward: str = "clip"
     overrides: tuple[str, ...] = ()
     group: tuple[str, ...] = field(default=("algorithms",))
+    background: str = "textured"  # the policy: the shipped one, or FLAT_POLICY (flat grounds)
 
 
 CONFIGS = (
-    RunSpec("gcpo/clip", "gcpo", group=("algorithms", "normalizations", "negatives")),
+    RunSpec("gcpo/oracle", "gcpo", "oracle",
+            group=("algorithms", "normalizations", "negatives", "background")),
+    RunSpec("grpo/oracle", "grpo", "oracle", group=("algorithms", "background")),
+    RunSpec("gcpo-flat/oracle", "gcpo", "oracle", group=("background",), background="flat"),
+    RunSpec("grpo-flat/oracle", "grpo", "oracle", group=("background",), background="flat"),
+    RunSpec("dapo/oracle", "dapo", "oracle"),
+    RunSpec("gcpo-attribute/oracle", "gcpo", "oracle", ("--algo.negative", "attribute"),
+            group=("negatives",)),
+    RunSpec("gcpo-softmax/oracle", "gcpo", "oracle", ("--algo.normalization", "softmax"),
+            group=("normalizations",)),
+    RunSpec("gcpo/clip", "gcpo"),
     RunSpec("grpo/clip", "grpo"),
     RunSpec("dapo/clip", "dapo"),
-    RunSpec("gcpo/oracle", "gcpo", "oracle"),
-    RunSpec("grpo/oracle", "grpo", "oracle"),
-    RunSpec("dapo/oracle", "dapo", "oracle"),
-    RunSpec("gcpo-softmax/clip", "gcpo", overrides=("--algo.normalization", "softmax"),
-            group=("normalizations",)),
-    RunSpec("gcpo-linear/clip", "gcpo", overrides=("--algo.normalization", "linear"),
+    # not in the full study's default list (--configs runs them)
+    RunSpec("gcpo-linear/oracle", "gcpo", "oracle", ("--algo.normalization", "linear"),
             group=("normalizations",)),
     RunSpec("gcpo-caption/clip", "gcpo", overrides=("--algo.negative", "caption"),
             group=("negatives",)),
     RunSpec("gcpo-swap/clip", "gcpo", overrides=("--algo.negative", "swap"),
             group=("negatives",)),
-    RunSpec("gcpo-attribute/clip", "gcpo", overrides=("--algo.negative", "attribute"),
-            group=("negatives",)),
 )  # fmt: skip
+FULL_CONFIGS = tuple(spec.name for spec in CONFIGS[:10])
 QUICK_CONFIGS = ("gcpo/clip", "grpo/clip", "dapo/clip")
 
 
@@ -86,7 +97,7 @@ class Budget:
     eval_prompts: int | None = None  # N eval prompts, as many of each category (None: all 96)
 
 
-FULL = Budget(steps=160, eval_every=40, eval_samples=4, seeds=(0, 1, 2))
+FULL = Budget(steps=50, eval_every=25, eval_samples=4, seeds=(0, 1, 2))
 QUICK = Budget(steps=12, eval_every=12, eval_samples=2, seeds=(0,), eval_prompts=24)
 
 
@@ -106,8 +117,37 @@ def is_done(folder: Path, budget: Budget) -> bool:
     return done.is_file() and json.loads(done.read_text()).get("steps") == budget.steps
 
 
+FLAT_POLICY_STEPS = 100
+"""Pretraining steps on flat scenes that turn the shipped policy into the flat one."""
+
+
+def flat_policy(root: Path, steps: int = FLAT_POLICY_STEPS) -> Path:
+    """The background ablation's policy: the shipped one after `steps` more pretraining steps
+    (batch 64, seed 0) on flat scenes (texture 0), so that it draws flat grounds and its
+    background tokens are near certain; built once into the study folder, then reused."""
+    folder = root / "policy-flat"
+    if (folder / "config.json").is_file():
+        return folder
+    import torch
+
+    from t2i_gcpo.policies import load_policy
+    from t2i_gcpo.toy.build import pretrain_policy
+
+    torch.manual_seed(0)
+    policy = load_policy("shapes", device="cpu")
+    report = pretrain_policy(policy, steps, lr=1e-3, n_scenes=64 * steps, texture=0.0,
+                             progress=False)  # fmt: skip
+    partial = root / "policy-flat.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    policy.save(partial)
+    partial.rename(folder)
+    print(f"built the flat-ground policy ({steps} steps, final nll {report['nll']:.3f})")
+    return folder
+
+
 def train_command(spec: RunSpec, seed: int, folder: Path, budget: Budget, eval_file: str,
                   threads: int) -> list[str]:  # fmt: skip
+    policy = ["--policy.name", str(folder.parents[1] / "policy-flat")]
     return [
         sys.executable, "-m", "t2i_gcpo.cli", "train",
         "--algo", spec.algo,
@@ -125,6 +165,7 @@ def train_command(spec: RunSpec, seed: int, folder: Path, budget: Budget, eval_f
         "--checkpoint.keep_last", "1",
         "--policy.cpu_threads", str(threads),
         "--seed", str(seed),
+        *(policy if spec.background == "flat" else ()),
         *spec.overrides,
     ]  # fmt: skip
 
@@ -177,6 +218,7 @@ def run_summary(records: list[dict], budget: Budget) -> dict:
         "reward": [r["reward/mean"] for r in train],
         "reward_first": statistics.fmean(r["reward/mean"] for r in train[:tenth]),
         "reward_last": statistics.fmean(r["reward/mean"] for r in train[-tenth:]),
+        "samples_drawn": sum(r.get("samples/drawn", 0) for r in train),
     }
     for key in EVAL_KEYS:
         summary[f"start/{key}"] = evals[0].get(key, math.nan)
@@ -217,9 +259,9 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
         f"{budget.eval_samples} samples; seeds {list(budget.seeds)}; mean +- std over seeds.",
         "",
         "| run | seeds | GenEval: start -> final (%) | colors (%) | position (%) "
-        "| color_attr (%) | train reward: first -> last tenth | object AUROC null "
-        "| object AUROC attribute | blame AUROC null |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| color_attr (%) | train reward: first -> last tenth | samples drawn "
+        "| object AUROC null | object AUROC attribute | blame AUROC null |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spec in specs:
         runs = summary.get(spec.name)
@@ -238,16 +280,18 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
                 for t in ("colors", "position", "color_attr")
             )
             + f"| {fmt(col('reward_first'), digits=3)} -> {fmt(col('reward_last'), digits=3)} "
+            + f"| {fmt(col('samples_drawn'), digits=0)} "
             + "".join(f"| {fmt(col(f'final/{k}'), digits=2)} " for k in CREDIT_KEYS)
             + "|"
         )
     lines += ["", "Seed-paired differences in the final held-out GenEval score (points), GCPO "
               "(null negative, rank credit) minus the other run on the same reward:", "",
               "| comparison | per seed | mean +- std |", "|---|---|---|"]  # fmt: skip
-    pairs = [("gcpo/clip", o) for o in ("grpo/clip", "dapo/clip", "gcpo-softmax/clip",
-             "gcpo-linear/clip", "gcpo-caption/clip", "gcpo-swap/clip",
-             "gcpo-attribute/clip")]  # fmt: skip
-    pairs += [("gcpo/oracle", o) for o in ("grpo/oracle", "dapo/oracle")]
+    pairs = [("gcpo/oracle", o) for o in ("grpo/oracle", "dapo/oracle", "gcpo-attribute/oracle",
+             "gcpo-softmax/oracle", "gcpo-linear/oracle")]  # fmt: skip
+    pairs += [("gcpo-flat/oracle", "grpo-flat/oracle")]
+    pairs += [("gcpo/clip", o) for o in ("grpo/clip", "dapo/clip", "gcpo-caption/clip",
+              "gcpo-swap/clip")]  # fmt: skip
     for ours, other in pairs:
         a, b = summary.get(ours, {}), summary.get(other, {})
         seeds = sorted(set(a) & set(b))
@@ -257,6 +301,21 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
         mean, std = mean_std(diffs)
         per_seed = ", ".join(f"{d:+.1f}" for d in diffs)
         lines.append(f"| {ours} - {other} | {per_seed} | {mean:+.1f} +- {std:.1f} |")
+    edges = {}  # GCPO's seed-paired edge over GRPO (oracle reward) per background
+    for background, (ours, other) in (("textured", ("gcpo/oracle", "grpo/oracle")),
+                                      ("flat", ("gcpo-flat/oracle", "grpo-flat/oracle"))):  # fmt: skip
+        a, b = summary.get(ours, {}), summary.get(other, {})
+        edges[background] = {
+            s: 100 * (a[s][f"final/{SCORE}"] - b[s][f"final/{SCORE}"]) for s in set(a) & set(b)
+        }
+    seeds = sorted(set(edges["textured"]) & set(edges["flat"]))
+    if seeds:
+        diffs = [edges["textured"][s] - edges["flat"][s] for s in seeds]
+        mean, std = mean_std(diffs)
+        lines += ["", "The background prediction: GCPO's edge over GRPO (oracle reward) on textured "
+                  "grounds minus its edge on flat grounds (points; > 0 if the prediction holds):",
+                  "", f"per seed {', '.join(f'{d:+.1f}' for d in diffs)}; "
+                  f"mean {mean:+.1f} +- {std:.1f}"]  # fmt: skip
     print("\n".join(lines))
     return lines
 
@@ -303,11 +362,11 @@ def plot(summary: dict, specs: list[RunSpec], out: Path) -> list[Path]:
         path = out / "study_algorithms.png"
         fig.savefig(path, dpi=90)
         written.append(path)
-    knobs = [s for s in specs if s.name in summary and s.reward == "clip" and s.algo == "gcpo"]
+    knobs = [s for s in specs if s.name in summary and s.algo == "gcpo" and s.background != "flat"]
     if knobs:
         fig = Figure(figsize=(11, 3.6))
         axes = fig.subplots(1, 2)
-        names = [s.name.split("/")[0] for s in knobs]
+        names = [s.name for s in knobs]
         for ax, key, title in (
             (axes[0], f"final/{SCORE}", "final held-out GenEval score (%)"),
             (
@@ -368,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-samples", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (default: 2)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
+    parser.add_argument("--flat-steps", type=int, default=FLAT_POLICY_STEPS,
+                        help="pretraining steps on flat scenes for the flat-ground policy")
     parser.add_argument("--keep-checkpoints", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="summarise finished runs")
     args = parser.parse_args(argv)  # fmt: skip
@@ -381,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": tuple(args.seeds) if args.seeds else None,
     }
     budget = Budget(**{**budget.__dict__, **{k: v for k, v in changes.items() if v}})
-    names = args.configs or (QUICK_CONFIGS if args.quick else [s.name for s in CONFIGS])
+    names = args.configs or (QUICK_CONFIGS if args.quick else FULL_CONFIGS)
     unknown = sorted(set(names) - {s.name for s in CONFIGS})
     if unknown:
         parser.error(f"unknown --configs {unknown}; choose from {[s.name for s in CONFIGS]}")
@@ -393,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if not args.report_only:
         eval_file = eval_prompt_file(root, budget)
+        if any(spec.background == "flat" for spec in specs):
+            flat_policy(root, args.flat_steps)
         jobs = [(spec, seed) for seed in budget.seeds for spec in specs]
         print(f"{len(jobs)} runs ({len(specs)} configurations x {len(budget.seeds)} seeds), "
               f"{args.jobs} at a time, into {root}", flush=True)  # fmt: skip

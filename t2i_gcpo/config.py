@@ -271,9 +271,10 @@ class RewardsConfig:
 class OptimConfig:
     """The optimizer (AdamW), its learning-rate schedule and the update layout of a step."""
 
-    lr: float = 2e-5
-    """Peak learning rate (the default suits the shapes policy: at 1e-4 its per-token KL to
-    the start passes 1 within 10 steps and held-out accuracy does not improve)."""
+    lr: float = 1e-4
+    """Peak learning rate. The default suits the shapes policy in the default run's 50 steps:
+    at 2e-5 its per-token KL to the start was still 0.005 after 50 steps and held-out accuracy
+    had not moved; at 1e-4 the KL reaches about 0.1-0.2."""
     schedule: str = "cosine"
     """"constant", or "cosine" decay to min_lr_ratio * lr at the last step (after warmup)."""
     min_lr_ratio: float = 0.05
@@ -291,8 +292,9 @@ class OptimConfig:
     minibatch_size: int | None = None
     """Samples per forward/backward pass on each process (null: the process's whole rollout).
     It must divide the process's rollout, prompts_per_step / processes * group_size."""
-    steps: int = 200
-    """Training steps; each samples one rollout and runs its updates."""
+    steps: int = 50
+    """Training steps; each samples one rollout and runs its updates (the default run's 50
+    take about 4 minutes on 2 CPU cores)."""
 
     def __post_init__(self) -> None:
         _above("optim.lr", self.lr, 0.0)

@@ -29,7 +29,7 @@ def test_defaults_describe_the_shapes_world_gcpo_run():
     assert config.preset == get_preset("gcpo")
     assert config.rollout.cfg_scale is None  # the policy's own default
     assert (config.rollout.group_size, config.rollout.prompts_per_step) == (8, 4)
-    assert (config.optim.steps, config.optim.lr) == (200, 2e-5)
+    assert (config.optim.steps, config.optim.lr) == (50, 1e-4)
 
 
 def test_yaml_round_trip_keeps_every_value():

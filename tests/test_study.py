@@ -22,17 +22,22 @@ def study():
 
 
 def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
-    args = ["--quick", "--configs", "gcpo/clip", "grpo/clip", "--steps", "2",
-            "--eval-every", "2", "--eval-prompts", "6", "--eval-samples", "1",
+    args = ["--quick", "--configs", "gcpo/clip", "grpo/clip", "grpo-flat/oracle", "--steps", "2",
+            "--eval-every", "2", "--eval-prompts", "6", "--eval-samples", "1", "--flat-steps", "1",
             "--jobs", "1", "--out", str(tmp_path), "--keep-checkpoints"]  # fmt: skip
     assert study.main(args) == 0
     out = capsys.readouterr().out
     assert "gcpo/clip seed 0:" in out and "grpo/clip seed 0:" in out
     assert "| gcpo/clip | 1 |" in out and "| grpo/clip | 1 |" in out
     assert "| gcpo/clip - grpo/clip |" in out
+    # the background ablation trains the flat-ground policy the study built once
+    assert "built the flat-ground policy (1 steps" in out
+    flat_config = (tmp_path / "grpo-flat__oracle" / "seed0" / "config.yaml").read_text()
+    assert str(tmp_path / "policy-flat") in flat_config and "shapes-oracle" in flat_config
     summary = json.loads((tmp_path / "study_summary.json").read_text())
     run = summary["runs"]["gcpo/clip"]["0"]
     assert run["eval_steps"] == [0, 2] and len(run["reward"]) == 2
+    assert run["samples_drawn"] == 2 * 4 * 8  # 2 steps of 4 prompts x 8 samples
     assert 0.0 <= run["final/eval/oracle/geneval"] <= 1.0
     assert 0.0 <= run["final/eval/credit/null/object_auroc"] <= 1.0
     assert (tmp_path / "study_algorithms.png").stat().st_size > 0
@@ -41,7 +46,7 @@ def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
     assert (folder / "done.json").is_file() and (folder / "checkpoints").is_dir()
 
     assert study.main(args) == 0  # everything is done: nothing trains again
-    assert capsys.readouterr().out.count("done before, skipped") == 2
+    assert capsys.readouterr().out.count("done before, skipped") == 3
 
     # a longer budget continues the finished run from its checkpoint, then drops checkpoints
     longer = [a for a in args if a != "--keep-checkpoints"]
