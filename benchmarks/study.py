@@ -302,8 +302,9 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
         per_seed = ", ".join(f"{d:+.1f}" for d in diffs)
         lines.append(f"| {ours} - {other} | {per_seed} | {mean:+.1f} +- {std:.1f} |")
     edges = {}  # GCPO's seed-paired edge over GRPO (oracle reward) per background
-    for background, (ours, other) in (("textured", ("gcpo/oracle", "grpo/oracle")),
-                                      ("flat", ("gcpo-flat/oracle", "grpo-flat/oracle"))):  # fmt: skip
+    backgrounds = {"textured": ("gcpo/oracle", "grpo/oracle"),
+                   "flat": ("gcpo-flat/oracle", "grpo-flat/oracle")}  # fmt: skip
+    for background, (ours, other) in backgrounds.items():
         a, b = summary.get(ours, {}), summary.get(other, {})
         edges[background] = {
             s: 100 * (a[s][f"final/{SCORE}"] - b[s][f"final/{SCORE}"]) for s in set(a) & set(b)
@@ -312,8 +313,9 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
     if seeds:
         diffs = [edges["textured"][s] - edges["flat"][s] for s in seeds]
         mean, std = mean_std(diffs)
-        lines += ["", "The background prediction: GCPO's edge over GRPO (oracle reward) on textured "
-                  "grounds minus its edge on flat grounds (points; > 0 if the prediction holds):",
+        lines += ["", "The background prediction: GCPO's edge over GRPO (oracle reward) on "
+                  "textured grounds minus its edge on flat grounds (points; > 0 if the "
+                  "prediction holds):",
                   "", f"per seed {', '.join(f'{d:+.1f}' for d in diffs)}; "
                   f"mean {mean:+.1f} +- {std:.1f}"]  # fmt: skip
     print("\n".join(lines))
@@ -427,8 +429,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-samples", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (default: 2)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
-    parser.add_argument("--flat-steps", type=int, default=FLAT_POLICY_STEPS,
-                        help="pretraining steps on flat scenes for the flat-ground policy")
+    parser.add_argument(
+        "--flat-steps",
+        type=int,
+        default=FLAT_POLICY_STEPS,
+        help="pretraining steps on flat scenes for the flat-ground policy",
+    )
     parser.add_argument("--keep-checkpoints", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="summarise finished runs")
     args = parser.parse_args(argv)  # fmt: skip
