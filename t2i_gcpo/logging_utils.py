@@ -39,15 +39,26 @@ def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, int | float]:
     return clean
 
 
+def drop_records_after(path: str | Path, step: int) -> None:
+    """Rewrite a JSON-lines log of {"step": ...} records without those after `step` (a resume
+    from `step` logs them again); no file, nothing to do."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) < len(lines):
+        write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+
+
 class MetricsLog:
     """output_dir/metrics.jsonl: one JSON object per logged step, every value a finite number."""
 
     def __init__(self, path: str | Path, keep_until_step: int | None = None) -> None:
         """Open `path` for appending; with `keep_until_step` (a resume), drop later records."""
         self.path = Path(path)
-        if keep_until_step is not None and self.path.is_file():
-            kept = [line for line in self._lines() if json.loads(line)["step"] <= keep_until_step]
-            write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))
+        if keep_until_step is not None:
+            drop_records_after(self.path, keep_until_step)
 
     def _lines(self) -> list[str]:
         """The file's non-blank lines."""

@@ -52,6 +52,7 @@ from t2i_gcpo.logging_utils import (
     StageTimer,
     StatsAccumulator,
     combine_stats,
+    drop_records_after,
     flat_hparams,
     format_line,
     save_sample_grid,
@@ -400,6 +401,8 @@ class Trainer:
         self.metrics = MetricsLog(
             self.output_dir / "metrics.jsonl", keep_until_step=self.step if resume else None
         )
+        if resume and self.is_main:
+            drop_records_after(self.output_dir / "negatives.jsonl", self.step)
         self.start_run(resumed=resume_from is not None)
 
     # -- properties ------------------------------------------------------------------------
@@ -572,7 +575,8 @@ class Trainer:
             for k, i in enumerate(shown)
         ]  # fmt: skip
         with (self.output_dir / "negatives.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": self.step, "pairs": pairs}) + "\n")
+            # numbered like the step's metrics.jsonl line (self.step counts finished steps)
+            handle.write(json.dumps({"step": self.step + 1, "pairs": pairs}) + "\n")
 
     def build_batch(self, rollout: Rollout, indices, advantages, keep) -> StepBatch:
         """Everything the loss needs for this process's samples."""

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -220,6 +221,29 @@ def test_a_reward_failing_at_step_3_stops_with_a_message_and_resume_finishes(
     # nothing was lost: the same parameters as a run that never failed
     resumed, reference = final_weights(out, 5), final_weights(tmp_path / "straight", 5)
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+
+
+def test_negatives_are_logged_and_a_resume_from_an_earlier_checkpoint_logs_them_once(
+    assets, tmp_path
+):
+    out = tmp_path / "run"
+    args = [*train_args(assets, out, 3), "--algo.negative", "attribute", "--checkpoint.every", "2"]
+    assert main(args) == 0
+
+    def negatives():
+        lines = (out / "negatives.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    logged = negatives()
+    assert [r["step"] for r in logged] == [1, 2, 3]
+    for record in logged:
+        assert len(record["pairs"]) == 2  # both prompts of the step (2 per step here)
+        assert all(len(pair) == 2 and pair[1] != pair[0] for pair in record["pairs"])
+    # as if the run had been killed (SIGKILL) after step 3 but before its checkpoint
+    shutil.rmtree(out / "checkpoints" / "step_000003")
+    assert main(["train", "--logging.output_dir", str(out), "--resume"]) == 0
+    assert negatives() == logged  # step 3 again, drawn the same, logged once
+    assert [r["step"] for r in read_metrics(out)] == [1, 2, 3]
 
 
 def test_minibatches_with_accumulation_match_one_full_batch(assets, tmp_path):
