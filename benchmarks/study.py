@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+EVAL_PROMPTS = REPO / "prompts" / "shapes_eval.jsonl"
 
 
 @dataclass(frozen=True)
@@ -253,10 +254,12 @@ def summarise(root: Path, specs: list[RunSpec], budget: Budget) -> dict:
 
 def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[str]:
     """The study's tables as markdown lines (also printed)."""
+    n_eval = budget.eval_prompts or len(EVAL_PROMPTS.read_text().splitlines())
     lines = [
         f"Budget per run: {budget.steps} steps x 4 prompts x 8 samples, eval every "
-        f"{budget.eval_every} steps on {budget.eval_prompts or 64} held-out prompts x "
-        f"{budget.eval_samples} samples; seeds {list(budget.seeds)}; mean +- std over seeds.",
+        f"{budget.eval_every} steps on {n_eval} held-out prompts x {budget.eval_samples} "
+        f"samples ({n_eval * budget.eval_samples} images a run); seeds {list(budget.seeds)}; "
+        "mean +- std over seeds.",
         "",
         "| run | seeds | GenEval: start -> final (%) | colors (%) | position (%) "
         "| color_attr (%) | train reward: first -> last tenth | samples drawn "
@@ -391,13 +394,32 @@ def plot(summary: dict, specs: list[RunSpec], out: Path) -> list[Path]:
         path = out / "study_gcpo_knobs.png"
         fig.savefig(path, dpi=90)
         written.append(path)
+    trained = [s for s in specs if s.name in summary]
+    if trained:  # is the credit right, and does training move it? (0.5 = chance)
+        fig = Figure(figsize=(5.2 * len(CREDIT_KEYS), 3.8))
+        axes = fig.subplots(1, len(CREDIT_KEYS))
+        for ax, key in zip(axes, CREDIT_KEYS, strict=True):
+            for spec in trained:
+                runs = list(summary[spec.name].values())
+                ys = np.array([r["curves"][key] for r in runs])
+                ax.errorbar(runs[0]["eval_steps"], ys.mean(axis=0), yerr=ys.std(axis=0),
+                            label=spec.name, marker="o", capsize=3)  # fmt: skip
+            ax.axhline(0.5, color="gray", linestyle="--", linewidth=1)
+            ax.set_title(key.removeprefix("eval/credit/").replace("/", ": "), fontsize=10)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        axes[-1].legend(fontsize=7)
+        fig.tight_layout()
+        path = out / "study_credit.png"
+        fig.savefig(path, dpi=90)
+        written.append(path)
     return written
 
 
 def eval_prompt_file(root: Path, budget: Budget) -> str:
     """The eval prompts: the shipped file, or for short budgets N of its lines, as many of each
     category as N allows (at least one each)."""
-    source = REPO / "prompts" / "shapes_eval.jsonl"
+    source = EVAL_PROMPTS
     if budget.eval_prompts is None:
         return str(source)
     lines = source.read_text().splitlines()

@@ -42,6 +42,7 @@ def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
     assert 0.0 <= run["final/eval/credit/null/object_auroc"] <= 1.0
     assert (tmp_path / "study_algorithms.png").stat().st_size > 0
     assert (tmp_path / "study_gcpo_knobs.png").stat().st_size > 0
+    assert (tmp_path / "study_credit.png").stat().st_size > 0
     folder = tmp_path / "gcpo__clip" / "seed0"
     assert (folder / "done.json").is_file() and (folder / "checkpoints").is_dir()
 
