@@ -24,7 +24,7 @@ def test_defaults_describe_the_shapes_world_gcpo_run():
     config = TrainConfig()
     assert config.policy.name == "shapes"
     assert (config.prompts.train, config.prompts.eval) == ("shapes:train", "shapes:eval")
-    assert config.rewards.models == [{"name": "shapes-clip", "weight": 1.0, "kwargs": {}}]
+    assert config.rewards.models == [{"name": "shapes-oracle", "weight": 1.0, "kwargs": {}}]
     assert config.logging.eval_judge == "shapes-oracle"
     assert config.preset == get_preset("gcpo")
     assert config.rollout.cfg_scale is None  # the policy's own default
