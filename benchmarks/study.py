@@ -84,7 +84,7 @@ CONFIGS = (
             group=("negatives",)),
 )  # fmt: skip
 FULL_CONFIGS = tuple(spec.name for spec in CONFIGS[:10])
-QUICK_CONFIGS = ("gcpo/clip", "grpo/clip", "dapo/clip")
+QUICK_CONFIGS = ("gcpo/oracle", "grpo/oracle", "dapo/oracle")
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,9 @@ def run_summary(records: list[dict], budget: Budget) -> dict:
         "reward_first": statistics.fmean(r["reward/mean"] for r in train[:tenth]),
         "reward_last": statistics.fmean(r["reward/mean"] for r in train[-tenth:]),
         "samples_drawn": sum(r.get("samples/drawn", 0) for r in train),
+        "drawn_at_eval": [  # samples drawn by each evaluation
+            sum(r.get("samples/drawn", 0) for r in train if r["step"] <= e["step"]) for e in evals
+        ],
     }
     for key in EVAL_KEYS:
         summary[f"start/{key}"] = evals[0].get(key, math.nan)
@@ -304,6 +307,26 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
         mean, std = mean_std(diffs)
         per_seed = ", ".join(f"{d:+.1f}" for d in diffs)
         lines.append(f"| {ours} - {other} | {per_seed} | {mean:+.1f} +- {std:.1f} |")
+    for reward in ("oracle", "clip"):  # DAPO refills: compare it at equal samples drawn too
+        a, b = summary.get(f"gcpo/{reward}", {}), summary.get(f"dapo/{reward}", {})
+        seeds = sorted(set(a) & set(b))
+        if not seeds:
+            continue
+        cells, diffs = [], []
+        for s in seeds:
+            within = [i for i, n in enumerate(b[s]["drawn_at_eval"]) if n <= a[s]["samples_drawn"]]
+            i = within[-1]  # DAPO's last evaluation within GCPO's whole run's samples
+            diffs.append(100 * (a[s][f"final/{SCORE}"] - b[s]["curves"][SCORE][i]))
+            cells.append(f"step {b[s]['eval_steps'][i]} ({b[s]['drawn_at_eval'][i]})")
+        mean, std = mean_std(diffs)
+        if reward == "oracle":
+            lines += ["", "At equal samples drawn: GCPO's final score minus DAPO's at its last "
+                      "evaluation within GCPO's samples (points):", "",
+                      "| comparison | DAPO at (samples drawn), per seed | per seed | mean +- std |",
+                      "|---|---|---|---|"]  # fmt: skip
+        per_seed = ", ".join(f"{d:+.1f}" for d in diffs)
+        lines.append(f"| gcpo/{reward} - dapo/{reward} | {', '.join(cells)} | {per_seed} "
+                     f"| {mean:+.1f} +- {std:.1f} |")  # fmt: skip
     edges = {}  # GCPO's seed-paired edge over GRPO (oracle reward) per background
     backgrounds = {"textured": ("gcpo/oracle", "grpo/oracle"),
                    "flat": ("gcpo-flat/oracle", "grpo-flat/oracle")}  # fmt: skip

@@ -363,8 +363,8 @@ def test_missing_shapes_clip_says_how_to_build_it(assets, tmp_path, capsys, monk
     import t2i_gcpo.toy.assets as shapes_assets
 
     monkeypatch.setattr(shapes_assets, "ASSETS_DIR", tmp_path / "no-assets")  # as if unbuilt
-    args = [a for a in train_args(assets, tmp_path / "run") if "rewards.py" not in a]
-    args.remove("--rewards.models")  # the default reward: the shapes world's CLIP
+    args = train_args(assets, tmp_path / "run")
+    args[args.index("--rewards.models") + 1] = "[shapes-clip]"  # a shipped asset, missing here
     assert "t2i-gcpo toy build" in run_error(args, capsys)
 
 

@@ -38,6 +38,7 @@ def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
     run = summary["runs"]["gcpo/clip"]["0"]
     assert run["eval_steps"] == [0, 2] and len(run["reward"]) == 2
     assert run["samples_drawn"] == 2 * 4 * 8  # 2 steps of 4 prompts x 8 samples
+    assert run["drawn_at_eval"] == [0, 64]  # by the evaluations at steps 0 and 2
     assert 0.0 <= run["final/eval/oracle/geneval"] <= 1.0
     assert 0.0 <= run["final/eval/credit/null/object_auroc"] <= 1.0
     assert (tmp_path / "study_algorithms.png").stat().st_size > 0
