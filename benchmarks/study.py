@@ -23,7 +23,7 @@ difference of differences. Figures (PNG) and a JSON summary go to --results.
 
     python benchmarks/study.py --quick            # 1 seed, 3 algorithms, short runs (<10 min)
     python benchmarks/study.py                    # the full study (3 seeds x 10 configurations,
-                                                  # about 3 hours on 2 cores)
+                                                  # 69 minutes on 2 cores)
     python benchmarks/study.py --report-only      # re-print and re-plot finished runs
 
 Runs are resumable one by one: a finished run is skipped, an interrupted one continues from
@@ -58,7 +58,7 @@ class RunSpec:
     reward: str = "clip"
     overrides: tuple[str, ...] = ()
     group: tuple[str, ...] = field(default=("algorithms",))
-    background: str = "textured"  # the policy: the shipped one, or FLAT_POLICY (flat grounds)
+    background: str = "textured"  # "textured": the shipped policy; "flat": flat_policy's
 
 
 CONFIGS = (
@@ -122,11 +122,15 @@ FLAT_POLICY_STEPS = 100
 """Pretraining steps on flat scenes that turn the shipped policy into the flat one."""
 
 
+def flat_policy_dir(root: Path) -> Path:
+    return root / "policy-flat"
+
+
 def flat_policy(root: Path, steps: int = FLAT_POLICY_STEPS) -> Path:
     """The background ablation's policy: the shipped one after `steps` more pretraining steps
     (batch 64, seed 0) on flat scenes (texture 0), so that it draws flat grounds and its
     background tokens are near certain; built once into the study folder, then reused."""
-    folder = root / "policy-flat"
+    folder = flat_policy_dir(root)
     if (folder / "config.json").is_file():
         return folder
     import torch
@@ -138,7 +142,7 @@ def flat_policy(root: Path, steps: int = FLAT_POLICY_STEPS) -> Path:
     policy = load_policy("shapes", device="cpu")
     report = pretrain_policy(policy, steps, lr=1e-3, n_scenes=64 * steps, texture=0.0,
                              progress=False)  # fmt: skip
-    partial = root / "policy-flat.partial"
+    partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     policy.save(partial)
     partial.rename(folder)
@@ -148,7 +152,7 @@ def flat_policy(root: Path, steps: int = FLAT_POLICY_STEPS) -> Path:
 
 def train_command(spec: RunSpec, seed: int, folder: Path, budget: Budget, eval_file: str,
                   threads: int) -> list[str]:  # fmt: skip
-    policy = ["--policy.name", str(folder.parents[1] / "policy-flat")]
+    flat = ["--policy.name", str(flat_policy_dir(folder.parents[1]))]  # folder: root/config/seed
     return [
         sys.executable, "-m", "t2i_gcpo.cli", "train",
         "--algo", spec.algo,
@@ -166,7 +170,7 @@ def train_command(spec: RunSpec, seed: int, folder: Path, budget: Budget, eval_f
         "--checkpoint.keep_last", "1",
         "--policy.cpu_threads", str(threads),
         "--seed", str(seed),
-        *(policy if spec.background == "flat" else ()),
+        *(flat if spec.background == "flat" else ()),
         *spec.overrides,
     ]  # fmt: skip
 
@@ -255,6 +259,24 @@ def summarise(root: Path, specs: list[RunSpec], budget: Budget) -> dict:
     return result
 
 
+def final_differences(summary: dict, ours: str, other: str) -> dict[int, float]:
+    """Seed -> `ours` minus `other` in the final held-out GenEval score (points), for the seeds
+    both configurations finished."""
+    a, b = summary.get(ours, {}), summary.get(other, {})
+    return {
+        s: 100 * (a[s][f"final/{SCORE}"] - b[s][f"final/{SCORE}"]) for s in sorted(set(a) & set(b))
+    }
+
+
+def per_seed(diffs) -> str:
+    return ", ".join(f"{d:+.1f}" for d in diffs)
+
+
+def spread(diffs) -> str:
+    mean, std = mean_std(list(diffs))
+    return f"{mean:+.1f} +- {std:.1f}"
+
+
 def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[str]:
     """The study's tables as markdown lines (also printed)."""
     n_eval = budget.eval_prompts or len(EVAL_PROMPTS.read_text().splitlines())
@@ -299,51 +321,37 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
     pairs += [("gcpo/clip", o) for o in ("grpo/clip", "dapo/clip", "gcpo-caption/clip",
               "gcpo-swap/clip")]  # fmt: skip
     for ours, other in pairs:
-        a, b = summary.get(ours, {}), summary.get(other, {})
-        seeds = sorted(set(a) & set(b))
-        if not seeds:
-            continue
-        diffs = [100 * (a[s][f"final/{SCORE}"] - b[s][f"final/{SCORE}"]) for s in seeds]
-        mean, std = mean_std(diffs)
-        per_seed = ", ".join(f"{d:+.1f}" for d in diffs)
-        lines.append(f"| {ours} - {other} | {per_seed} | {mean:+.1f} +- {std:.1f} |")
-    for reward in ("oracle", "clip"):  # DAPO refills: compare it at equal samples drawn too
+        diffs = final_differences(summary, ours, other)
+        if diffs:
+            lines.append(
+                f"| {ours} - {other} | {per_seed(diffs.values())} | {spread(diffs.values())} |"
+            )
+    equal_samples = []  # DAPO refills: compare it at equal samples drawn too
+    for reward in ("oracle", "clip"):
         a, b = summary.get(f"gcpo/{reward}", {}), summary.get(f"dapo/{reward}", {})
-        seeds = sorted(set(a) & set(b))
-        if not seeds:
-            continue
         cells, diffs = [], []
-        for s in seeds:
-            within = [i for i, n in enumerate(b[s]["drawn_at_eval"]) if n <= a[s]["samples_drawn"]]
-            i = within[-1]  # DAPO's last evaluation within GCPO's whole run's samples
+        for s in sorted(set(a) & set(b)):
+            drawn = b[s]["drawn_at_eval"]
+            i = [k for k, n in enumerate(drawn) if n <= a[s]["samples_drawn"]][-1]  # DAPO's last
             diffs.append(100 * (a[s][f"final/{SCORE}"] - b[s]["curves"][SCORE][i]))
-            cells.append(f"step {b[s]['eval_steps'][i]} ({b[s]['drawn_at_eval'][i]})")
-        mean, std = mean_std(diffs)
-        if reward == "oracle":
-            lines += ["", "At equal samples drawn: GCPO's final score minus DAPO's at its last "
-                      "evaluation within GCPO's samples (points):", "",
-                      "| comparison | DAPO at (samples drawn), per seed | per seed | mean +- std |",
-                      "|---|---|---|---|"]  # fmt: skip
-        per_seed = ", ".join(f"{d:+.1f}" for d in diffs)
-        lines.append(f"| gcpo/{reward} - dapo/{reward} | {', '.join(cells)} | {per_seed} "
-                     f"| {mean:+.1f} +- {std:.1f} |")  # fmt: skip
-    edges = {}  # GCPO's seed-paired edge over GRPO (oracle reward) per background
-    backgrounds = {"textured": ("gcpo/oracle", "grpo/oracle"),
-                   "flat": ("gcpo-flat/oracle", "grpo-flat/oracle")}  # fmt: skip
-    for background, (ours, other) in backgrounds.items():
-        a, b = summary.get(ours, {}), summary.get(other, {})
-        edges[background] = {
-            s: 100 * (a[s][f"final/{SCORE}"] - b[s][f"final/{SCORE}"]) for s in set(a) & set(b)
-        }
-    seeds = sorted(set(edges["textured"]) & set(edges["flat"]))
-    if seeds:
-        diffs = [edges["textured"][s] - edges["flat"][s] for s in seeds]
+            cells.append(f"step {b[s]['eval_steps'][i]} ({drawn[i]})")
+        if diffs:
+            equal_samples.append(f"| gcpo/{reward} - dapo/{reward} | {', '.join(cells)} "
+                                 f"| {per_seed(diffs)} | {spread(diffs)} |")  # fmt: skip
+    if equal_samples:
+        lines += ["", "At equal samples drawn: GCPO's final score minus DAPO's at its last "
+                  "evaluation within GCPO's samples (points):", "",
+                  "| comparison | DAPO at (samples drawn), per seed | per seed | mean +- std |",
+                  "|---|---|---|---|", *equal_samples]  # fmt: skip
+    textured = final_differences(summary, "gcpo/oracle", "grpo/oracle")  # GCPO's edge over GRPO
+    flat = final_differences(summary, "gcpo-flat/oracle", "grpo-flat/oracle")
+    diffs = [textured[s] - flat[s] for s in sorted(set(textured) & set(flat))]
+    if diffs:
         mean, std = mean_std(diffs)
         lines += ["", "The background prediction: GCPO's edge over GRPO (oracle reward) on "
                   "textured grounds minus its edge on flat grounds (points; > 0 if the "
                   "prediction holds):",
-                  "", f"per seed {', '.join(f'{d:+.1f}' for d in diffs)}; "
-                  f"mean {mean:+.1f} +- {std:.1f}"]  # fmt: skip
+                  "", f"per seed {per_seed(diffs)}; mean {mean:+.1f} +- {std:.1f}"]  # fmt: skip
     print("\n".join(lines))
     return lines
 

@@ -39,13 +39,17 @@ def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, int | float]:
     return clean
 
 
+def _nonblank_lines(path: Path) -> list[str]:
+    return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
 def drop_records_after(path: str | Path, step: int) -> None:
     """Rewrite a JSON-lines log of {"step": ...} records without those after `step` (a resume
     from `step` logs them again); no file, nothing to do."""
     path = Path(path)
     if not path.is_file():
         return
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    lines = _nonblank_lines(path)
     kept = [line for line in lines if json.loads(line)["step"] <= step]
     if len(kept) < len(lines):
         write_text_atomic(path, "".join(f"{line}\n" for line in kept))
@@ -60,10 +64,6 @@ class MetricsLog:
         if keep_until_step is not None:
             drop_records_after(self.path, keep_until_step)
 
-    def _lines(self) -> list[str]:
-        """The file's non-blank lines."""
-        return [ln for ln in self.path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-
     def append(self, step: int, metrics: Mapping[str, Any]) -> dict[str, int | float]:
         """Write {"step": step, **metrics} (finite values only) as one line; return it."""
         record = {"step": step, **finite_metrics(metrics)}
@@ -73,7 +73,9 @@ class MetricsLog:
 
     def read(self) -> list[dict[str, int | float]]:
         """All records written so far."""
-        return [json.loads(line) for line in self._lines()] if self.path.is_file() else []
+        return (
+            [json.loads(line) for line in _nonblank_lines(self.path)] if self.path.is_file() else []
+        )
 
 
 def combine_stats(per_process: list[dict[str, list[float]]]) -> dict[str, float]:
