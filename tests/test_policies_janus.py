@@ -60,6 +60,16 @@ def test_recorded_logprobs_equal_teacher_forced_null_branch(policy):
     assert (rollout.logp_pos - rollout.logp_neg).abs().mean() > 0.5
 
 
+def test_token_logits_are_what_the_logprobs_are_gathered_from(policy):
+    rollout = policy.sample(MIXED_LENGTH, samples_per_prompt=1)
+    logits = policy.token_logits(rollout.sample_prompts, rollout.tokens)
+    assert logits.shape == (3, 16, policy.codebook_size) and logits.dtype == torch.float32
+    gathered = logits.log_softmax(-1).gather(-1, rollout.tokens[..., None])[..., 0]
+    torch.testing.assert_close(gathered, policy.token_logprobs(MIXED_LENGTH, rollout.tokens))
+    null = policy.token_logits(rollout.sample_prompts, rollout.tokens, NULL_NEGATIVE)
+    assert (null - logits).abs().amax() > 0.1
+
+
 def test_recorded_logprobs_equal_teacher_forced_explicit_negatives(policy):
     rollout = policy.sample(MIXED_LENGTH, negative_prompts=NEGATIVES, samples_per_prompt=2)
     assert rollout.sample_negatives == [n for n in NEGATIVES for _ in range(2)]

@@ -659,6 +659,16 @@ class JanusPolicy(Policy):
         captions scores those captions. One forward pass over [prompt ; tokens[:, :-1]]: the
         position of BOI predicts token 0.
         """
+        return gather_logprobs(self.token_logits(prompts, tokens, negative_prompts), tokens)
+
+    def token_logits(
+        self,
+        prompts: list[str],
+        tokens: torch.Tensor,
+        negative_prompts: list[str] | str | None = None,
+    ) -> torch.Tensor:
+        """The teacher-forced image-token logits (N, T, codebook_size) behind `token_logprobs`
+        (same arguments), for losses that need more than the sampled tokens' log-probs."""
         if isinstance(prompts, str):
             raise ValueError(f"prompts must be a list of strings, got the string {prompts!r}")
         self._check_tokens(tokens, num_rows=len(prompts))
@@ -667,8 +677,7 @@ class JanusPolicy(Policy):
         with self.computing():
             embeds = torch.cat([self.text_embeds(ids), self.image_embeds(tokens[:, :-1])], dim=1)
             hidden, _ = self.backbone(embeds, extend_mask(mask, self.num_tokens - 1))
-            logits = self.image_logits(hidden[:, -self.num_tokens :])
-        return gather_logprobs(logits, tokens)
+            return self.image_logits(hidden[:, -self.num_tokens :])
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
