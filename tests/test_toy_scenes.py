@@ -63,6 +63,21 @@ def test_objects_are_drawn_where_their_box_says_on_a_flat_ground():
         S.SceneObject("square", "pink", 0, 0, 12)
 
 
+def test_first_patches_are_where_each_object_starts_in_raster_order():
+    square = S.SceneObject("square", "red", 10, 6, 16)  # pixels from row 6, column 10
+    circle = S.SceneObject("circle", "blue", 28, 28, 16)
+    first = S.first_patches(scene_of(square, circle).masks)
+    assert first.shape == (12, 12) and first.sum() == 2
+    assert first[1, 2]  # pixel (6, 10) lies in patch row 1, column 2
+    # the circle's box starts at patch (7, 7); its top pixel row (y = 28) starts at x = 33,
+    # in patch column 8, but the disc widens within patch row 7 (y 28-31) into column 7
+    assert first[7, 7]
+    # a triangle's apex: its first patch is not its box's corner
+    triangle = S.SceneObject("triangle", "green", 28, 28, 16)
+    assert S.first_patches(scene_of(triangle).masks).nonzero().tolist() == [[7, 8]]
+    assert S.first_patches(torch.zeros(0, 48, 48, dtype=torch.bool)).sum() == 0
+
+
 def test_every_record_of_every_category_can_be_drawn_and_the_oracle_agrees():
     rng = np.random.default_rng(0)
     for tag in S.CATEGORIES:

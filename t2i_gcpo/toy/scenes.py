@@ -177,6 +177,17 @@ def box_patches(objects: Sequence[SceneObject]) -> torch.Tensor:
     return touched
 
 
+def first_patches(masks: torch.Tensor) -> torch.Tensor:
+    """masks (K, H, W) bool -> (GRID, GRID) bool: each object's first patch in raster order
+    (the first its mask touches), where the policy chooses what the object looks like."""
+    first = torch.zeros(GRID * GRID, dtype=torch.bool)
+    for mask in masks:
+        touched = mask.reshape(GRID, PATCH, GRID, PATCH).any(3).any(1).flatten().nonzero()
+        if len(touched):
+            first[touched[0]] = True
+    return first.view(GRID, GRID)
+
+
 @dataclass
 class Scene:
     """A drawn scene: image (3, H, W) in [0, 1] and masks (K, H, W) bool, one per object (the
