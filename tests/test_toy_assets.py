@@ -2,6 +2,7 @@
 against a fast subset of their quality bars (benchmarks/shapes_quality.py measures them whole)."""
 
 import json
+import math
 
 import open_clip
 import pytest
@@ -20,7 +21,15 @@ from t2i_gcpo.toy.assets import (
     shapes_aesthetic_path,
     shapes_clip_path,
 )
-from t2i_gcpo.toy.build import aesthetic_rank_accuracy, clip_caption_rank_accuracy
+from t2i_gcpo.toy.build import (
+    aesthetic_rank_accuracy,
+    build_tokenizer,
+    clip_caption_rank_accuracy,
+    code_colours,
+    colour_term,
+    pretrain_policy,
+)
+from t2i_gcpo.toy.models import janus_policy
 from t2i_gcpo.toy.oracle import judge_batch
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 from t2i_gcpo.toy.rewards import ShapesOracle
@@ -38,6 +47,7 @@ def test_toy_build_runs_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     report = json.loads((out / "build_report.json").read_text())
     assert set(report["seconds"]) == {"tokenizer", "policy", "clip", "aesthetic"}
     assert report["texture"] == 0.5 and all(v > 0 for v in report["bytes"].values())
+    assert math.isfinite(report["policy"]["colour_term"]) and math.isfinite(report["clip"]["loss"])
     assert not list(tmp_path.glob(".*partial*"))  # written to a hidden folder, then renamed
 
     policy = load_shapes_policy(root=out)
@@ -54,6 +64,51 @@ def test_toy_build_runs_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     head = AestheticMLP(64)
     head.load_state_dict(load_file(out / "aesthetic.safetensors"))
     assert main(["toy", "build", "--out", str(out), "--texture", "2"]) == 2
+
+
+def test_code_colours_name_each_object_tokens_colour_and_ground_none():
+    scenes = S.random_scenes(30, seed=4, texture=1.0)
+    images = torch.stack([s.image for s in scenes])
+    empty = PatchVQ(torch.zeros(1, 48), S.PATCH, S.IMAGE_SIZE)
+    codebook = torch.unique(empty.patches(images).reshape(-1, 48), dim=0)  # every patch exactly
+    tokenizer = PatchVQ(codebook, S.PATCH, S.IMAGE_SIZE)
+    colours = code_colours(tokenizer)
+    palette = list(S.COLORS)
+    tokens = tokenizer.encode(images).view(30, 12, 12)
+    checked = 0
+    for scene, grid in zip(scenes, tokens, strict=True):
+        for obj, mask in zip(scene.objects, scene.masks, strict=True):
+            touched = mask.reshape(12, 4, 12, 4).any(3).any(1)
+            assert (colours[grid[touched]] == palette.index(obj.color)).all()
+            checked += int(touched.sum())
+        outside = ~S.box_patches(scene.objects)
+        assert (colours[grid[outside]] == -1).all()  # textured ground has no colour
+    assert checked > 300
+
+
+def test_colour_term_is_the_cross_entropy_among_pooled_colours():
+    colours = torch.tensor([-1, 0, 1, 1])  # code 0 is ground, code 1 colour 0, codes 2-3 colour 1
+    logits = torch.tensor([[[5.0, 1.0, 0.0, math.log(3.0)], [9.0, 9.0, 9.0, 9.0]]])
+    tokens = torch.tensor([[2, 0]])
+    where = torch.tensor([[True, False]])
+    # colour 0 pools to 1, colour 1 to log(1 + 3) = log 4, the other four colours have no code
+    expected = math.log((math.e + 4.0) / 4.0)
+    assert math.isclose(colour_term(logits, tokens, colours, where).item(), expected, rel_tol=1e-6)
+    assert colour_term(logits, tokens, colours, torch.zeros(1, 2, dtype=torch.bool)).item() == 0
+
+
+def test_pretraining_with_the_colour_term_trains_on_it():
+    tokenizer, _ = build_tokenizer(64, 2, seed=0)
+    policy = janus_policy("shapes-janus", seed=0, image_tokenizer=tokenizer)
+    before = [p.detach().clone() for p in policy.trainable_parameters()]
+    report = pretrain_policy(
+        policy, 2, batch_size=16, n_scenes=64, colour_weight=1.0, progress=False
+    )
+    # the named colour among six at near-uniform logits: about log 6 nats
+    assert 1.0 < report["colour_term"] < 2.5 and math.isfinite(report["nll"])
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, policy.trainable_parameters(), strict=True)
+    )
 
 
 @needs_assets
@@ -90,10 +145,10 @@ def test_shipped_clip_and_aesthetic_head_rank_the_truth_first():
     clip_model = open_clip.create_model(f"local-dir:{clip_dir}").eval()
     tokenizer = HFTokenizer(str(clip_dir), context_length=clip_model.context_length)
     ranking = clip_caption_rank_accuracy(clip_model, tokenizer, S.random_scenes(120, 3, "eval"))
-    # the bar is 90% in every category; this build misses it on position (19% in
-    # shapes_quality.py) and counting (89.7%), which are checked at what they measure
+    # the bar is 90% in every category; this build misses it on position (30% in
+    # shapes_quality.py, 19% before the per-scene hard-negative term), checked at what it is
     assert all(ranking[tag] >= 0.85 for tag in S.CATEGORIES if tag != "position"), ranking
-    assert ranking["position"] < 0.5, ranking
+    assert 0.15 <= ranking["position"] < 0.6, ranking
     head = AestheticMLP(64)
     head.load_state_dict(load_file(shapes_aesthetic_path()))
     assert aesthetic_rank_accuracy(head.eval(), clip_model, n=128) >= 0.8
