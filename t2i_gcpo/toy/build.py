@@ -189,10 +189,11 @@ def pretrain_policy(
         + (object_weight - 1.0)
         * torch.stack([box_patches(scene.objects).flatten() for scene in scenes]).float()
     )
-    colours = code_colours(policy.image_tokenizer)
-    named = torch.tensor([any("color" in req for req in s.metadata["include"]) for s in scenes])
-    choices = torch.stack([first_patches(scene.masks).flatten() for scene in scenes])
-    choices &= named[:, None] & (colours[codes] >= 0)
+    if colour_weight:  # where the colour term applies: first tokens of objects named a colour
+        colours = code_colours(policy.image_tokenizer)
+        named = [any("color" in req for req in s.metadata["include"]) for s in scenes]
+        choices = torch.stack([first_patches(scene.masks).flatten() for scene in scenes])
+        choices &= torch.tensor(named)[:, None] & (colours[codes] >= 0)
     captions = [scene.prompt for scene in scenes]
     generator = torch.Generator().manual_seed(seed)
     params = policy.trainable_parameters()
@@ -293,23 +294,16 @@ def train_clip(
             texts += [options[j] for j in chosen]
         image_features = F.normalize(model.encode_image(images[pick]), dim=-1)
         text_features = F.normalize(model.encode_text(tokenizer(texts)), dim=-1)
-        scale = model.logit_scale.exp()
-        logits = scale * image_features @ text_features.T
+        logits = model.logit_scale.exp() * image_features @ text_features.T
         target = torch.arange(batch_size)
         loss = (
             F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :batch_size].T, target)
         ) / 2
-        if hard_weight:
-            own = text_features[batch_size:].view(batch_size, k, -1)
-            against = torch.cat(
-                [
-                    (image_features * text_features[:batch_size]).sum(-1, keepdim=True),
-                    torch.einsum("bd,bkd->bk", image_features, own),
-                ],
-                dim=1,
-            )
-            zero = torch.zeros(batch_size, dtype=torch.long)
-            loss = loss + hard_weight * F.cross_entropy(scale * against, zero)
+        if hard_weight:  # row b: its prompt, then its own k negatives (columns B + b k ...)
+            rows = torch.arange(batch_size)
+            own = logits[:, batch_size:].view(batch_size, batch_size, k)[rows, rows]
+            against = torch.cat([logits[rows, rows, None], own], dim=1)
+            loss = loss + hard_weight * F.cross_entropy(against, torch.zeros_like(rows))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

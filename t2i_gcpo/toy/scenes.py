@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from t2i_gcpo.algos.metrics import patch_coverage
 from t2i_gcpo.data.geneval import RELATIONS, TAGS, changes, make_record
 
 IMAGE_SIZE = 48
@@ -180,11 +181,9 @@ def box_patches(objects: Sequence[SceneObject]) -> torch.Tensor:
 def first_patches(masks: torch.Tensor) -> torch.Tensor:
     """masks (K, H, W) bool -> (GRID, GRID) bool: each object's first patch in raster order
     (the first its mask touches), where the policy chooses what the object looks like."""
+    touched = patch_coverage(masks, (GRID, GRID)).flatten(1) > 0  # (K, GRID * GRID)
     first = torch.zeros(GRID * GRID, dtype=torch.bool)
-    for mask in masks:
-        touched = mask.reshape(GRID, PATCH, GRID, PATCH).any(3).any(1).flatten().nonzero()
-        if len(touched):
-            first[touched[0]] = True
+    first[touched.float().argmax(1)[touched.any(1)]] = True  # argmax: the first True
     return first.view(GRID, GRID)
 
 
