@@ -1,15 +1,21 @@
 """Where a policy's GCPO credit goes on its held-out samples, split by the kind of token.
 
-In raster order an object is decided on its first row of patches; the rows below copy its
-colour and outline from the tokens above, so they depend on the prompt hardly at all. This
-script measures that on the objects the shapes oracle finds in each sample: the AUROC of the
-credit (null negative, the gcpo preset) for
+In raster order an object is decided on its first tokens; the tokens after them copy its colour
+and outline from the tokens before, whatever the prompt says. This script measures that in two
+ways (the credit of the null negative, the gcpo preset; AUROC 0.5 = chance):
 
-    lead   the first row of patches of each found object,
-    rest   the object's other patches,
-    all    every object patch (what `t2i-gcpo eval` reports as object_auroc),
-
-each against the background patches (0.5 = chance), and the mean k3 divergence per kind.
+1. On the objects the shapes oracle finds in each sample, the AUROC of the credit against the
+   background patches, and the mean k3 divergence, for
+       lead   the first row of patches of each found object,
+       rest   the object's other patches,
+       all    every object patch (what `t2i-gcpo eval` reports as object_auroc).
+2. The blame test (`t2i-gcpo eval`'s blame_auroc): each right sample has one named object
+   redrawn wrongly in place (another class or colour) and is scored again; per change and in
+   all, the AUROC against the untouched tokens, and the mean log p(token | prompt) -
+   log p(token | null), for
+       first  the first redrawn token in raster order (blame_first_auroc),
+       rest   the other redrawn tokens,
+       all    every redrawn token (blame_auroc).
 
     python benchmarks/credit_where.py [--policy shapes] [--samples 2]
 """
@@ -17,14 +23,16 @@ each against the background patches (0.5 = chance), and the mean k3 divergence p
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 
 import torch
 
 from t2i_gcpo.algos import GCPO, credit_preset
 from t2i_gcpo.algos.metrics import patch_coverage, token_auroc
 from t2i_gcpo.data.prompts import resolve_prompts
-from t2i_gcpo.evaluation import judge_images, sampled_batches, view_logprobs
-from t2i_gcpo.policies import load_policy
+from t2i_gcpo.evaluation import first_tokens, judge_images, sampled_batches, view_logprobs
+from t2i_gcpo.policies import load_policy, score_tokens
+from t2i_gcpo.toy.oracle import wrong_edit
 from t2i_gcpo.toy.rewards import ShapesOracle
 
 
@@ -41,6 +49,93 @@ def token_kinds(masks: torch.Tensor, grid: tuple[int, int]) -> dict[str, torch.T
     return {"lead": lead, "rest": objects & ~lead, "all": objects, "background": ~objects}
 
 
+def redrawn_kinds(moved: torch.Tensor) -> dict[str, torch.Tensor]:
+    """moved (T,) bool, the redrawn tokens -> (T,) bool per kind: first, rest, all."""
+    first = first_tokens(moved[None])[0]
+    return {"first": first, "rest": moved & ~first, "all": moved}
+
+
+def mean(values: list) -> float:
+    return torch.tensor(values).nanmean().item() if len(values) else float("nan")
+
+
+class ObjectRows:
+    """Part 1: credit on found objects' lead and other rows against the background."""
+
+    def __init__(self) -> None:
+        self.aurocs: dict[str, list[float]] = {"lead": [], "rest": [], "all": []}
+        self.divergence: dict[str, list[float]] = {"lead": [], "rest": [], "background": []}
+
+    def add(self, masks: torch.Tensor, grid, credit: torch.Tensor, div: torch.Tensor) -> None:
+        """One sample: its found masks, its credit and divergence (T,)."""
+        kinds = token_kinds(masks, grid)
+        background = kinds["background"]
+        for kind, values in self.aurocs.items():
+            valid = (kinds[kind] | background)[None]
+            values.append(token_auroc(credit[None], kinds[kind][None], valid)[0].item())
+        for kind, values in self.divergence.items():
+            if kinds[kind].any():
+                values.append(div[kinds[kind]].mean().item())
+
+    def report(self) -> str:
+        return (
+            f"{len(self.aurocs['all'])} samples with found objects\n"
+            "credit AUROC against background: "
+            + ", ".join(f"{k} {mean(v):.3f}" for k, v in self.aurocs.items())
+            + "\nmean k3 divergence per token: "
+            + ", ".join(f"{k} {mean(v):.4f}" for k, v in self.divergence.items())
+        )
+
+
+class Blame:
+    """Part 2: the blame test's credit on the first redrawn token, the rest and all."""
+
+    def __init__(self, policy, preset) -> None:
+        self.policy, self.preset = policy, preset
+        self.figures: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+
+    def add(self, prompt: str, tokens: torch.Tensor, edited: torch.Tensor, change: dict) -> None:
+        """One right sample (its prompt and tokens (T,)), redrawn as `edited` by `change`."""
+        spliced = self.policy.encode(edited[None])
+        moved = spliced[0].cpu() != tokens
+        if not moved.any():
+            return
+        logp_pos = score_tokens(self.policy, [prompt], spliced)
+        logp_null = score_tokens(self.policy, [prompt], spliced, "null")
+        divergence, credit = self.preset.token_credit(logp_pos, logp_null)
+        gap = (logp_pos - logp_null)[0].cpu()
+        changed = "class" if "shape" in change else "colour"
+        for kind, where in redrawn_kinds(moved).items():
+            if not where.any():
+                continue
+            valid = (where | ~moved)[None]
+            for group in (changed, "all"):
+                for name, score in (("credit", credit), ("divergence", divergence)):
+                    auroc = token_auroc(score.cpu(), where[None], valid)[0].item()
+                    self.figures[(group, kind, name)].append(auroc)
+                self.figures[(group, kind, "gap")].append(gap[where].mean().item())
+                if kind == "first":
+                    self.figures[(group, "untouched", "gap")].append(gap[~moved].mean().item())
+
+    def report(self) -> str:
+        counts = ", ".join(
+            f"{g} {len(self.figures[(g, 'all', 'credit')])}" for g in ("class", "colour", "all")
+        )
+        lines = [
+            f"blame-test images per change: {counts}",
+            "| change | redrawn tokens | AUROC credit | AUROC divergence | log p prompt - null |",
+            "|---|---|---|---|---|",
+        ]
+        for group in ("class", "colour", "all"):
+            for kind in ("first", "rest", "all"):
+                row = [self.figures[(group, kind, n)] for n in ("credit", "divergence", "gap")]
+                cells = " | ".join(f"{mean(v):.3f}" for v in row)
+                lines.append(f"| {group} | {kind} | {cells} |")
+            untouched = mean(self.figures[(group, "untouched", "gap")])
+            lines.append(f"| {group} | untouched | | | {untouched:.3f} |")
+        return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default="shapes", help="policy name or folder")
@@ -52,8 +147,7 @@ def main() -> None:
     policy = load_policy(args.policy, device="cpu")
     records, judge, preset = resolve_prompts(args.prompts), ShapesOracle(), credit_preset(GCPO)
     grid = tuple(policy.grid)
-    aurocs: dict[str, list[torch.Tensor]] = {"lead": [], "rest": [], "all": []}
-    divergence: dict[str, list[torch.Tensor]] = {"lead": [], "rest": [], "background": []}
+    rows, blame = ObjectRows(), Blame(policy, preset)
     batches = sampled_batches(
         policy, records, args.samples, policy.default_cfg_scale, seed=args.seed
     )
@@ -63,25 +157,15 @@ def main() -> None:
         logp_neg, _ = view_logprobs(policy, prompts, rollout.tokens, None, rollout.logp_neg)
         div, credit = preset.token_credit(rollout.logp_pos.float(), logp_neg)
         for i, verdict in enumerate(verdicts):
-            if len(verdict.masks) == 0:
-                continue
-            kinds = token_kinds(verdict.masks, grid)
-            row, background = credit[i : i + 1].cpu(), kinds["background"]
-            for kind in aurocs:
-                valid = (kinds[kind] | background)[None]
-                aurocs[kind].append(token_auroc(row, kinds[kind][None], valid)[0])
-            for kind in divergence:
-                if kinds[kind].any():
-                    divergence[kind].append(div[i].cpu()[kinds[kind]].mean())
+            if len(verdict.masks) > 0:
+                rows.add(verdict.masks, grid, credit[i].cpu(), div[i].cpu())
+            edit = wrong_edit(images[i], metadata[i], args.seed + i) if verdict.correct else None
+            if edit is not None:
+                blame.add(prompts[i], rollout.tokens[i].cpu(), *edit)
 
-    def mean(values: list[torch.Tensor]) -> float:
-        return torch.stack(values).nanmean().item()
-
-    print(f"policy {args.policy}: {len(aurocs['all'])} samples with found objects")
-    print("credit AUROC against background: "
-          + ", ".join(f"{k} {mean(v):.3f}" for k, v in aurocs.items()))  # fmt: skip
-    print("mean k3 divergence per token: "
-          + ", ".join(f"{k} {mean(v):.4f}" for k, v in divergence.items()))  # fmt: skip
+    print(f"policy {args.policy}, {args.samples} samples per prompt of {args.prompts}")
+    print(rows.report())
+    print(blame.report())
 
 
 if __name__ == "__main__":

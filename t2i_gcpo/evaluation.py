@@ -17,6 +17,9 @@ log-probs come with the samples). Reported, each the mean over the images it is 
     credit/<negative>/blame_auroc     the blame test: right images with one named object redrawn
                                       wrongly in place (by a judge with `wrong_version`), scored
                                       again; AUROC of the credit for the redrawn tokens
+    credit/<negative>/blame_first_auroc  the same for the first redrawn token in raster order
+                                      alone, against the untouched tokens: where the wrong
+                                      object is decided (the tokens after it copy it)
 
 `<negative>` is one of NEGATIVE_VIEWS: "null" (the CFG null prompt), "caption" (each record's
 negative caption), "attribute" (a GenEval record with one class, colour or count changed, or
@@ -176,6 +179,11 @@ def wrong_images(
     return index, torch.stack(rows), torch.stack(moved)
 
 
+def first_tokens(moved: torch.Tensor) -> torch.Tensor:
+    """moved (M, T) bool -> (M, T) bool: each row's first True (in raster order) alone."""
+    return moved & (moved.cumsum(dim=1) == 1)
+
+
 @torch.no_grad()
 def evaluate_policy(
     policy: Policy,
@@ -243,6 +251,10 @@ def evaluate_policy(
                 logp_neg, rows = view_logprobs(policy, spliced_prompts, tokens, chosen)
                 credit = preset.token_credit(spliced_pos, logp_neg)[1].cpu()
                 values[f"credit/{view}/blame_auroc"].append(token_auroc(credit[rows], moved[rows]))
+                first = first_tokens(moved[rows])
+                values[f"credit/{view}/blame_first_auroc"].append(
+                    token_auroc(credit[rows], first, first | ~moved[rows])
+                )
     return _means(values)
 
 

@@ -10,7 +10,7 @@ import torch
 from t2i_gcpo.data.geneval import make_record
 from t2i_gcpo.data.prompts import load_prompts
 from t2i_gcpo.toy import scenes as S
-from t2i_gcpo.toy.oracle import detect, judge_batch, wrong_version
+from t2i_gcpo.toy.oracle import detect, judge_batch, wrong_edit, wrong_version
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 from t2i_gcpo.toy.tokenizer import PatchVQ, fit_codebook
 
@@ -260,6 +260,20 @@ def test_a_wrong_version_changes_one_object_in_place():
         regions.append(region)
     assert moved.any() and sum(not (moved & ~r).any() for r in regions) == 1  # one object's
     assert wrong_version(torch.zeros(3, 48, 48), metadata, seed=0) is None  # not right
+
+
+def test_a_wrong_edit_says_what_it_changed():
+    metadata = record("colors", {**CIRCLE, "color": "red"})
+    scene = S.sample_scene(metadata, np.random.default_rng(5))
+    kinds = set()
+    for seed in range(12):
+        edited, change = wrong_edit(scene.image, metadata, seed)
+        assert torch.equal(edited, wrong_version(scene.image, metadata, seed))
+        ((field, value),) = change.items()
+        found = detect(edited[None])[0][0]  # the one object, with the changed field
+        assert getattr(found, field) == value != {"shape": "circle", "color": "red"}[field]
+        kinds.add(field)
+    assert kinds == {"shape", "color"}  # a colour prompt's object can be wrong either way
 
 
 def test_boxes_at_whole_pixels_are_drawn_from_the_cache_with_the_same_numbers():

@@ -287,11 +287,11 @@ def redraw(
     return edited
 
 
-def wrong_version(image: torch.Tensor, metadata: dict, seed: int) -> torch.Tensor | None:
-    """A right image made wrong in one place: one object matched to the prompt redrawn with
-    another class (or, where the prompt names colours, another colour), chosen at random from
-    `seed`, among the redrawings the oracle judges wrong; None if the image is not right or
-    no redrawing is."""
+def wrong_edit(image: torch.Tensor, metadata: dict, seed: int) -> tuple[torch.Tensor, dict] | None:
+    """A right image made wrong in one place, and the change that did it ({"shape": ...} or
+    {"color": ...}): one object matched to the prompt redrawn with another class (or, where the
+    prompt names colours, another colour), chosen at random from `seed`, among the redrawings
+    the oracle judges wrong; None if the image is not right or no redrawing is."""
     judgement = judge_batch(image[None], [metadata])[0]
     if not judgement.correct or not judgement.matched:
         return None
@@ -302,5 +302,11 @@ def wrong_version(image: torch.Tensor, metadata: dict, seed: int) -> torch.Tenso
         for choice in rng.permutation(len(options)):
             edited = redraw(image, detection, options[choice], rng)
             if not judge_batch(edited[None], [metadata])[0].correct:
-                return edited
+                return edited, options[choice]
     return None
+
+
+def wrong_version(image: torch.Tensor, metadata: dict, seed: int) -> torch.Tensor | None:
+    """The image of `wrong_edit` (the blame test's input), or None."""
+    edit = wrong_edit(image, metadata, seed)
+    return None if edit is None else edit[0]

@@ -83,7 +83,7 @@ CURVE_GROUPS = (
     ("held-out accuracy (judge)", ("eval/oracle/*",)),
     ("held-out reward", ("eval/reward/mean",)),
     ("credit: object AUROC (0.5 = chance)", ("eval/credit/*/object_auroc", "probe/object_auroc")),
-    ("credit: blame-test AUROC", ("eval/credit/*/blame_auroc",)),
+    ("credit: blame-test AUROC", ("eval/credit/*/blame_*auroc",)),
     ("credit: precision at K", ("eval/credit/*/precision_at_k", "eval/credit/null/chance_at_k")),
     ("loss", ("loss",)),
     ("KL to reference", ("policy/kl_mean",)),
