@@ -28,8 +28,9 @@ from t2i_gcpo.toy.build import (
     code_colours,
     colour_term,
     pretrain_policy,
+    train_clip,
 )
-from t2i_gcpo.toy.models import janus_policy
+from t2i_gcpo.toy.models import janus_policy, register_open_clip_configs, shapes_tokenizer
 from t2i_gcpo.toy.oracle import judge_batch
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 from t2i_gcpo.toy.rewards import ShapesOracle
@@ -109,6 +110,20 @@ def test_pretraining_with_the_colour_term_trains_on_it():
     assert any(
         not torch.equal(a, b) for a, b in zip(before, policy.trainable_parameters(), strict=True)
     )
+
+
+def test_clip_training_learns_to_score_degraded_copies_below_clean_images(tmp_path):
+    register_open_clip_configs()
+    shapes_tokenizer(append_eos=True).save_pretrained(tmp_path)
+    tokenizer = HFTokenizer(str(tmp_path), context_length=16)
+    torch.manual_seed(1)
+    model = open_clip.create_model("shapes-clip")
+    report = train_clip(
+        model, tokenizer, 40, batch_size=32, n_scenes=256, degraded_per_step=32, progress=False
+    )
+    # the clean image against its degraded copy, with their prompt: log 2 nats at chance,
+    # 0.35 measured after these 40 steps
+    assert report["degraded_term"] < 0.55 and math.isfinite(report["loss"])
 
 
 @needs_assets
