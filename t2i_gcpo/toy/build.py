@@ -295,10 +295,7 @@ def train_clip(
     n_worse, degraded = min(degraded_per_step, batch_size), None
     worse_term = torch.zeros(())
     if n_worse:
-        kinds = np.random.default_rng(seed + 5)
-        degraded = clip_pixels(
-            torch.stack([degrade(s, DEGRADATIONS[i % 4], kinds) for i, s in enumerate(scenes)])
-        )
+        degraded = clip_pixels(degraded_copies(scenes, np.random.default_rng(seed + 5)))
     negative_sets = [[n["prompt"] for n in hard_negatives(s.metadata)] for s in scenes]
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
@@ -403,8 +400,13 @@ def degraded_pairs(n: int, seed: int, texture: float = 1.0):
     """(clean (n, 3, H, W), degraded (n, 3, H, W)): each scene with one random degradation."""
     rng = np.random.default_rng(seed)
     scenes = random_scenes(n, seed + 3, split="any", texture=texture)
-    degraded = [degrade(s, DEGRADATIONS[i % len(DEGRADATIONS)], rng) for i, s in enumerate(scenes)]
-    return scene_batch(scenes), torch.stack(degraded)
+    return scene_batch(scenes), degraded_copies(scenes, rng)
+
+
+def degraded_copies(scenes, rng: np.random.Generator) -> torch.Tensor:
+    """(n, 3, H, W): each scene's image with one degradation, the kinds in turn (DEGRADATIONS)."""
+    kinds = DEGRADATIONS
+    return torch.stack([degrade(s, kinds[i % len(kinds)], rng) for i, s in enumerate(scenes)])
 
 
 def train_aesthetic(
