@@ -182,11 +182,12 @@ def test_shipped_clip_and_aesthetic_head_rank_the_truth_first():
     clip_dir = shapes_clip_path()
     clip_model = open_clip.create_model(f"local-dir:{clip_dir}").eval()
     tokenizer = HFTokenizer(str(clip_dir), context_length=clip_model.context_length)
-    ranking = clip_caption_rank_accuracy(clip_model, tokenizer, S.random_scenes(120, 3, "eval"))
-    # the bar is 90% in every category; this build misses it on position (30% in
-    # shapes_quality.py, 19% before the per-scene hard-negative term), checked at what it is
+    # shapes_quality.py's 600 eval-split scenes (a smaller sample holds too few of a category)
+    ranking = clip_caption_rank_accuracy(clip_model, tokenizer, S.random_scenes(600, 11, "eval"))
+    # the bar is 90% in every category; this build misses it on position (53.9% there) and
+    # counting (89.7%), checked at what they are
     assert all(ranking[tag] >= 0.85 for tag in S.CATEGORIES if tag != "position"), ranking
-    assert 0.15 <= ranking["position"] < 0.6, ranking
+    assert 0.4 <= ranking["position"] < 0.7, ranking
     head = AestheticMLP(64)
     head.load_state_dict(load_file(shapes_aesthetic_path()))
-    assert aesthetic_rank_accuracy(head.eval(), clip_model, n=128) >= 0.8
+    assert aesthetic_rank_accuracy(head.eval(), clip_model) >= 0.88  # 90.6% measured
