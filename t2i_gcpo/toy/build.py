@@ -60,7 +60,7 @@ learns last, three times as often."""
 DEGRADED_PER_STEP = 0
 """How many scenes of each CLIP batch have a degraded copy that must score below them: 0, off, in
 the shipped build. Measured (the build's reward stage alone, 1 thread; prompt above all hard
-negatives on 600 eval-split scenes; aesthetic head's clean above degraded): at 16 the head
+negatives on 600 eval-split scenes; aesthetic head's clean above degraded; seed 0): at 16 the head
 ranks 99.2% right (86.3% without) but the CLIP loses color_attr 98.9 -> 88.5% and position
 30.3 -> 20.2% (counting 94.8%); at 8, 98.6% but color_attr 74.7%, counting 81.0%, position
 18.0%; at 32 (a test run) 98.4% with color_attr 86.2%."""
