@@ -43,11 +43,13 @@ needs_assets = pytest.mark.skipif(not SHIPPED, reason="shapes assets not built i
 def test_toy_build_runs_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     out = tmp_path / "assets"
     args = ["toy", "build", "--out", str(out), "--steps-scale", "0.002", "--texture", "0.5"]
+    args += ["--reward-seed", "5"]
     assert main([*args, "--quiet"]) == 0
     assert "wrote the shapes-world assets" in capsys.readouterr().out
     report = json.loads((out / "build_report.json").read_text())
     assert set(report["seconds"]) == {"tokenizer", "policy", "clip", "aesthetic"}
     assert report["texture"] == 0.5 and all(v > 0 for v in report["bytes"].values())
+    assert report["seed"] == 0 and report["reward_stage_seed"] == 5
     assert math.isfinite(report["policy"]["colour_term"]) and math.isfinite(report["clip"]["loss"])
     assert not list(tmp_path.glob(".*partial*"))  # written to a hidden folder, then renamed
 

@@ -24,6 +24,13 @@ def add_toy_command(commands) -> None:
     )
     build.add_argument("--seed", type=int, default=0, help="random seed of data and weights")
     build.add_argument(
+        "--reward-seed",
+        type=int,
+        default=None,
+        help="seed of the CLIP and aesthetic head stage alone (default: --seed; the shipped "
+        "assets: --seed 0 --reward-seed 1)",
+    )
+    build.add_argument(
         "--steps-scale",
         type=float,
         default=1.0,
@@ -56,6 +63,7 @@ def run_toy_build(args: argparse.Namespace) -> int:
         steps_scale=args.steps_scale,
         texture=args.texture,
         progress=not args.quiet,
+        reward_seed=args.reward_seed,
     )
     print(f"wrote the shapes-world assets to {out}")
     print(json.dumps({"seconds": report["seconds"], "bytes": report["bytes"]}, indent=2))
