@@ -405,8 +405,8 @@ def degraded_pairs(n: int, seed: int, texture: float = 1.0):
 
 def degraded_copies(scenes, rng: np.random.Generator) -> torch.Tensor:
     """(n, 3, H, W): each scene's image with one degradation, the kinds in turn (DEGRADATIONS)."""
-    kinds = DEGRADATIONS
-    return torch.stack([degrade(s, kinds[i % len(kinds)], rng) for i, s in enumerate(scenes)])
+    kinds = [DEGRADATIONS[i % len(DEGRADATIONS)] for i in range(len(scenes))]
+    return torch.stack([degrade(s, kind, rng) for s, kind in zip(scenes, kinds, strict=True)])
 
 
 def train_aesthetic(
@@ -470,8 +470,8 @@ def build_assets(
     with it (docs/results.md, section 4), and the shipped assets use seed 0 and reward_seed 1."""
     register_open_clip_configs()
     reward_seed = seed if reward_seed is None else reward_seed
-    report: dict = {"seed": seed, "reward_stage_seed": reward_seed, "steps_scale": steps_scale,
-                    "texture": texture, "seconds": {}}  # fmt: skip
+    report: dict = {"seed": seed, "reward_stage_seed": reward_seed, "steps_scale": steps_scale}
+    report.update(texture=texture, seconds={})
     steps = {s: _scaled(STAGE_STEPS, s, steps_scale, 2) for s in STAGE_STEPS}
     scenes = {s: _scaled(SCENES, s, steps_scale, 256) for s in SCENES}
     report["steps"], report["scenes"] = steps, scenes
