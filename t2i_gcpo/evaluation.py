@@ -19,7 +19,8 @@ log-probs come with the samples). Reported, each the mean over the images it is 
                                       again; AUROC of the credit for the redrawn tokens
     credit/<negative>/blame_first_auroc  the same for the first redrawn token in raster order
                                       alone, against the untouched tokens: where the wrong
-                                      object is decided (the tokens after it copy it)
+                                      object is decided (a policy that copies the rest of
+                                      an object from it credits little else)
 
 `<negative>` is one of NEGATIVE_VIEWS: "null" (the CFG null prompt), "caption" (each record's
 negative caption), "attribute" (a GenEval record with one class, colour or count changed, or

@@ -4,6 +4,7 @@ against a fast subset of their quality bars (benchmarks/shapes_quality.py measur
 import json
 import math
 
+import numpy as np
 import open_clip
 import pytest
 import torch
@@ -22,6 +23,7 @@ from t2i_gcpo.toy.assets import (
     shapes_clip_path,
 )
 from t2i_gcpo.toy.build import (
+    PRETRAIN_WEIGHTS,
     aesthetic_rank_accuracy,
     build_tokenizer,
     clip_caption_rank_accuracy,
@@ -29,6 +31,7 @@ from t2i_gcpo.toy.build import (
     colour_term,
     pretrain_policy,
     train_clip,
+    wrong_object_image,
 )
 from t2i_gcpo.toy.models import janus_policy, register_open_clip_configs, shapes_tokenizer
 from t2i_gcpo.toy.oracle import judge_batch
@@ -114,6 +117,44 @@ def test_pretraining_with_the_colour_term_trains_on_it():
     )
 
 
+def test_wrong_object_image_redraws_one_object_as_its_prompt_rules_out():
+    scenes = S.random_scenes(40, 5, "train")
+    rng = np.random.default_rng(0)
+    for scene in scenes:
+        wrong = wrong_object_image(scene, rng)
+        changed = (wrong != scene.image).any(0)
+        inside = S.box_patches(scene.objects).repeat_interleave(S.PATCH, 0)
+        assert changed.any() and not (changed & ~inside.repeat_interleave(S.PATCH, 1)).any()
+        # one object no longer matches the prompt; the oracle reads the prompt as broken
+        assert not judge_batch(wrong[None], [scene.metadata])[0].correct, scene.prompt
+    assert wrong_object_image(S.draw([], rng), rng) is None
+
+
+def test_pretraining_with_wrong_prefixes_scores_the_right_scene_on_a_wrong_input(monkeypatch):
+    tokenizer, _ = build_tokenizer(64, 2, seed=0)
+    policy = janus_policy("shapes-janus", seed=0, image_tokenizer=tokenizer)
+    seen = []
+    token_logits = policy.token_logits
+    monkeypatch.setattr(
+        policy, "token_logits", lambda p, t: seen.append(t.clone()) or token_logits(p, t)
+    )
+    before = [p.detach().clone() for p in policy.trainable_parameters()]
+    report = pretrain_policy(
+        policy, 1, batch_size=16, n_scenes=16, wrong_prefix_share=1.0, flat_share=0.0,
+        caption_dropout=0.0, progress=False,
+    )  # fmt: skip
+    scenes = S.random_scenes(16, 1, "train", weights=PRETRAIN_WEIGHTS)
+    clean = policy.encode(torch.stack([s.image for s in scenes]))
+    # every input (the scenes' order is the pool's permutation) differs from every clean scene
+    # only inside the boxes; the loss stays finite and the weights move
+    assert len(seen) == 1 and seen[0].shape == clean.shape
+    assert not any(torch.equal(row, c) for row in seen[0] for c in clean)
+    assert math.isfinite(report["nll"])
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, policy.trainable_parameters(), strict=True)
+    )
+
+
 def test_clip_training_learns_to_score_degraded_copies_below_clean_images(tmp_path):
     register_open_clip_configs()
     shapes_tokenizer(append_eos=True).save_pretrained(tmp_path)
@@ -139,11 +180,10 @@ def test_shipped_tokenizer_keeps_the_oracle_right_in_every_category():
 
 
 @needs_assets
-def test_shipped_policy_draws_the_named_classes_on_held_out_prompts():
-    # The issue's bars (GenEval 30-70%, every category 10-85%) are NOT met by this build:
-    # shapes_quality.py measures 26.2%, with colors 9.4%, position 7.0% and color_attr 0% (see
-    # docs/results.md). This checks what the build does: it follows the class words on prompts
-    # it never saw and is far from perfect elsewhere (2 samples a prompt here).
+def test_shipped_policy_follows_classes_and_colours_on_held_out_prompts():
+    # shapes_quality.py (8 samples a prompt) measures GenEval 35.0%, colors 44.5%, and misses
+    # the issue's 10-85% band on single_object (91.4%) and color_attr (4.7%); checked at what
+    # this build does, on 2 samples a prompt
     figures = evaluate_policy(
         load_policy("shapes"),
         shapes_prompt_set("eval"),
@@ -151,9 +191,9 @@ def test_shipped_policy_draws_the_named_classes_on_held_out_prompts():
         judge=ShapesOracle(),
         negative_views=(),
     )
-    assert 0.15 <= figures["oracle/geneval"] <= 0.5
-    assert figures["oracle/single_object"] >= 0.75
-    assert figures["oracle/color_attr"] <= 0.2 and figures["oracle/colors"] <= 0.3
+    assert 0.25 <= figures["oracle/geneval"] <= 0.5, figures
+    assert figures["oracle/single_object"] >= 0.75 and figures["oracle/colors"] >= 0.2, figures
+    assert figures["oracle/color_attr"] <= 0.2, figures
 
 
 def test_first_tokens_keeps_each_rows_first_redrawn_token():
@@ -163,10 +203,11 @@ def test_first_tokens_keeps_each_rows_first_redrawn_token():
 
 
 @needs_assets
-def test_blame_credit_finds_where_the_wrong_object_is_decided():
-    # In raster order a redrawn object is decided on its first redrawn token; the tokens after
-    # it copy it, so the credit singles out the first one and not the rest (blame_where.py on
-    # 2 samples of every eval prompt: AUROC 0.95 on the first, 0.52 over all redrawn tokens)
+def test_blame_credit_points_at_the_redrawn_object():
+    # pretrained with wrong prefixes, the policy keeps reading the prompt past a wrong object's
+    # first token, so the credit ranks all its redrawn tokens above the rest, not only the first
+    # (shapes_quality.py: 0.839 over all redrawn tokens, 0.832 on the first; a policy pretrained
+    # on clean prefixes alone scored 0.491 and 0.915)
     records = [r for r in shapes_prompt_set("eval") if r.metadata["tag"] == "two_object"]
     figures = evaluate_policy(
         load_policy("shapes"),
@@ -175,8 +216,8 @@ def test_blame_credit_finds_where_the_wrong_object_is_decided():
         judge=ShapesOracle(),
         negative_views=("null",),
     )
-    first, every = figures["credit/null/blame_first_auroc"], figures["credit/null/blame_auroc"]
-    assert first >= 0.75 and first > every + 0.2, figures  # measured here: 0.85 and 0.41
+    assert figures["credit/null/blame_auroc"] >= 0.7, figures
+    assert figures["credit/null/object_auroc"] >= 0.5, figures
 
 
 @needs_assets
