@@ -152,26 +152,30 @@ def wrong_object_image(scene, rng: np.random.Generator) -> torch.Tensor | None:
     else:
         change = {"shape": str(rng.choice([s for s in SHAPES if s != obj.shape]))}
     wrong = dataclasses.replace(obj, **change)
-    x0, y0 = obj.x // PATCH * PATCH, obj.y // PATCH * PATCH
-    x1, y1 = -(-(obj.x + obj.size) // PATCH) * PATCH, -(-(obj.y + obj.size) // PATCH) * PATCH
     cover = torch.from_numpy(coverage(wrong.shape, wrong.x, wrong.y, wrong.size)).float()
     colour = torch.tensor(COLORS[wrong.color], dtype=torch.float32).view(3, 1, 1) / 255.0
-    ground = TILES[0][:, :1, :1]
-    region = (slice(None), slice(y0, y1), slice(x0, x1))
+    redrawn = TILES[0][:, :1, :1] * (1 - cover) + colour * cover
+    inside = box_patches([obj]).repeat_interleave(PATCH, 0).repeat_interleave(PATCH, 1)
     image = scene.image.clone()
-    image[region] = ground * (1 - cover[y0:y1, x0:x1]) + colour * cover[y0:y1, x0:x1]
+    image[:, inside] = redrawn[:, inside]
     return image.clamp(0, 1)
 
 
 @torch.no_grad()
-def encode_scenes(policy, scenes, batch_size: int = 512) -> torch.Tensor:
-    """scenes -> their image tokens (N, T) long, through the policy's tokenizer."""
+def encode_images(policy, images, batch_size: int = 512) -> torch.Tensor:
+    """images (a sequence of (3, H, W) in [0, 1]) -> their image tokens (N, T) long, through the
+    policy's tokenizer, `batch_size` at a time."""
     return torch.cat(
         [
-            policy.encode(scene_batch(scenes[start : start + batch_size]))
-            for start in range(0, len(scenes), batch_size)
+            policy.encode(torch.stack(list(images[start : start + batch_size])))
+            for start in range(0, len(images), batch_size)
         ]
     )
+
+
+def encode_scenes(policy, scenes, batch_size: int = 512) -> torch.Tensor:
+    """scenes -> their image tokens (N, T) long, through the policy's tokenizer."""
+    return encode_images(policy, [scene.image for scene in scenes], batch_size)
 
 
 def cosine_schedule(optimizer, steps: int, warmup_share: float = 0.05, floor: float = 0.05):
@@ -257,10 +261,7 @@ def pretrain_policy(
         if wrong:
             inputs = codes.clone()
             index = torch.tensor([i for i, _ in wrong])
-            images = torch.stack([image for _, image in wrong])
-            inputs[index] = torch.cat(
-                [policy.encode(images[k : k + 512]) for k in range(0, len(images), 512)]
-            )
+            inputs[index] = encode_images(policy, [image for _, image in wrong])
     captions = [scene.prompt for scene in scenes]
     generator = torch.Generator().manual_seed(seed)
     params = policy.trainable_parameters()
