@@ -30,6 +30,7 @@ NONFINITE_POLICIES = ("error", "drop")
 SCHEDULES = ("constant", "cosine")
 TRACKERS = ("tensorboard", "wandb", "none")
 SAMPLERS = ("auto", "dynamic", "static")
+ROLLOUT_LOGPROBS = ("positive", "guided")
 
 
 class ConfigError(ValueError):
@@ -172,6 +173,14 @@ class RolloutConfig:
     """Keep only the k most likely tokens while sampling (null: all)."""
     top_p: float | None = None
     """Nucleus sampling mass in (0, 1] (null: off)."""
+    logprobs: str = "positive"
+    """The log-probs the loss's ratio and KL are taken over: "positive" (the prompt's branch
+    alone, as the reference GCPO and Janus RL recipes do) or "guided" (the distribution the
+    tokens were drawn from: the CFG-guided logits over the temperature, before top-k / top-p;
+    the update then also runs the negative branch, with a gradient). The two are the same at
+    cfg_scale 1 (the shapes policy's default). Under guidance, a step on the prompt's branch
+    moves the null branch almost as much, and guidance subtracts that move: measured in
+    benchmarks/guided_step.py (docs/results.md, section 4)."""
     sampler: str = "auto"
     """The sampling loop: "dynamic" (a KV cache that grows a step at a time), "static" (a
     preallocated cache with fixed shapes; on CUDA the decode step is compiled once and replayed
@@ -185,6 +194,7 @@ class RolloutConfig:
         _above("rollout.temperature", self.temperature, 0.0)
         _at_least("rollout.top_k", self.top_k, 1)
         _above("rollout.top_p", self.top_p, 0.0)
+        _choice("rollout.logprobs", self.logprobs, ROLLOUT_LOGPROBS)
         _choice("rollout.sampler", self.sampler, SAMPLERS)
         if self.top_p is not None and self.top_p > 1:
             raise ConfigError(f"rollout.top_p={self.top_p!r} must lie in (0, 1]")

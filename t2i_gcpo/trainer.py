@@ -63,6 +63,7 @@ from t2i_gcpo.policies import (
     JanusPolicy,
     Policy,
     Rollout,
+    guided_logprobs,
     load_policy,
     negative_logprobs,
     teacher_forced_logprobs,
@@ -106,9 +107,10 @@ class TrainingStopped(Exception):
 class StepBatch:
     """One process's training samples of a step: N samples of T image tokens each.
 
-    prompts (N,) positive prompts; tokens (N, T); old_logp (N, T) the rollout's recorded
-    positive-branch log-probs; advantages (N,); mask (N, T) bool, False on dropped groups;
-    credit (N, T) token weights or None (uniform); ref_logp (N, T) or None (no KL).
+    prompts (N,) positive prompts; tokens (N, T); old_logp (N, T) the sampling policy's
+    log-probs of the tokens (see rollout.logprobs); advantages (N,); mask (N, T) bool, False on
+    dropped groups; credit (N, T) token weights or None (uniform); ref_logp (N, T) or None (no
+    KL); negatives (N,) the negative caption CFG sampled each against, or None (null prompt).
     """
 
     prompts: list[str]
@@ -118,6 +120,7 @@ class StepBatch:
     mask: torch.Tensor
     credit: torch.Tensor | None
     ref_logp: torch.Tensor | None
+    negatives: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -134,21 +137,29 @@ class StepBatch:
                 self.mask[part],
                 None if self.credit is None else self.credit[part],
                 None if self.ref_logp is None else self.ref_logp[part],
+                None if self.negatives is None else self.negatives[part],
             )
 
 
 class TeacherForcedLogprobs(torch.nn.Module):
     """policy.token_logprobs as a module over policy.model, so that DDP sees its forward
-    (calling the model's parts directly would skip DDP's gradient synchronisation)."""
+    (calling the model's parts directly would skip DDP's gradient synchronisation). With
+    `guidance` (cfg_scale, temperature) it scores the guided distribution instead
+    (policy.guided_logprobs, rollout.logprobs "guided")."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, guidance: tuple[float, float] | None = None) -> None:
         super().__init__()
         self.model = policy.model
         self.policy = policy
+        self.guidance = guidance
 
-    def forward(self, prompts: list[str], tokens: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, prompts: list[str], tokens: torch.Tensor, negatives: list[str] | None = None
+    ) -> torch.Tensor:
         """prompts (N,), tokens (N, T) -> log-probs (N, T), differentiable."""
-        return self.policy.token_logprobs(prompts, tokens)
+        if self.guidance is None:
+            return self.policy.token_logprobs(prompts, tokens)
+        return self.policy.guided_logprobs(prompts, tokens, negatives, *self.guidance)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,8 +396,11 @@ class Trainer:
         self.accelerator = make_accelerator(config, self.output_dir, self.policy)
         optimizer = build_optimizer(self.policy.trainable_parameters(), config.optim)
         self.scheduler = build_scheduler(optimizer, config.optim)
+        self.guidance = None
+        if config.rollout.logprobs == "guided":
+            self.guidance = (self.cfg_scale, config.rollout.temperature)
         self.module, self.optimizer = self.accelerator.prepare(
-            TeacherForcedLogprobs(self.policy), optimizer
+            TeacherForcedLogprobs(self.policy, self.guidance), optimizer
         )
         self.order = PromptOrder(len(self.records), config.seed)
         rank = self.accelerator.process_index
@@ -579,19 +593,27 @@ class Trainer:
             handle.write(json.dumps({"step": self.step + 1, "pairs": pairs}) + "\n")
 
     def build_batch(self, rollout: Rollout, indices, advantages, keep) -> StepBatch:
-        """Everything the loss needs for this process's samples."""
-        ref_logp = None
-        if self.reference is not None:
-            size = self.minibatch_size(rollout.num_samples)
+        """Everything the loss needs for this process's samples: with rollout.logprobs
+        "guided", the sampling distribution's log-probs (one no-grad teacher-forced pass per
+        branch; the policy has not changed since it sampled) and the reference's, else the
+        recorded positive branch and the reference's positive branch."""
+        size = self.minibatch_size(rollout.num_samples)
+        old_logp, ref_logp = rollout.logp_pos, None
+        if self.guidance is not None:
+            old_logp = guided_logprobs(self.policy, rollout, self.guidance[1], size)
+        if self.reference is not None and self.guidance is not None:
+            ref_logp = guided_logprobs(self.reference, rollout, self.guidance[1], size)
+        elif self.reference is not None:
             ref_logp = teacher_forced_logprobs(self.reference, rollout, None, size)
         return StepBatch(
             prompts=rollout.sample_prompts,
             tokens=rollout.tokens,
-            old_logp=rollout.logp_pos,
+            old_logp=old_logp,
             advantages=advantages,
             mask=keep[:, None].expand_as(rollout.tokens).contiguous(),
             credit=self.credit(rollout, indices),
             ref_logp=ref_logp,
+            negatives=rollout.sample_negatives,
         )
 
     def minibatch_size(self, local_samples: int) -> int:
@@ -616,7 +638,7 @@ class Trainer:
         """Loss and backward of one minibatch, then the optimizer update when accelerate's
         accumulation is complete; returns whether the parameters were updated."""
         preset = self.preset
-        logp = self.module(part.prompts, part.tokens)
+        logp = self.module(part.prompts, part.tokens, part.negatives)
         loss, loss_stats = policy_loss(
             logp, part.old_logp, part.advantages, part.mask, part.credit,
             preset.clip_low, preset.clip_high, preset.aggregation,

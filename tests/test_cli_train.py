@@ -130,6 +130,28 @@ def test_each_preset_trains(assets, tmp_path, preset, extra):
     assert yaml.safe_load((out / "config.yaml").read_text())["algo"]["preset"] == preset
 
 
+@pytest.mark.parametrize(
+    "extra", [["--algo", "gcpo"], ["--algo", "grpo", "--algo.negative", "caption"]]
+)
+def test_guided_logprobs_train_on_the_sampling_distribution(assets, tmp_path, extra):
+    out = tmp_path / "run"
+    guided = ["--rollout.logprobs", "guided", "--rollout.temperature", "0.8"]
+    assert main([*train_args(assets, out, 2), *extra, *guided]) == 0
+    records = read_metrics(out)
+    assert_finite_numbers(records)
+    for record in records:
+        # old_logp and the update score the same (guided) distribution: the ratio starts at 1,
+        # and the KL to the unchanged reference starts at 0
+        assert record["update/first_logratio_abs_max"] < LOGPROB_BOUND
+        assert record["policy/ratio_max"] == pytest.approx(1.0, abs=LOGPROB_BOUND)
+        assert record["grad_norm"] > 0
+    assert records[0]["policy/kl_mean"] < LOGPROB_BOUND < records[1]["policy/kl_mean"]
+    before = load_file(assets["policy"] / "model.safetensors")
+    after = final_weights(out, 2)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert yaml.safe_load((out / "config.yaml").read_text())["rollout"]["logprobs"] == "guided"
+
+
 def test_killed_run_resumes_to_the_same_parameters(assets, tmp_path, monkeypatch, capsys):
     args = ["--algo.preset", "gcpo", "--checkpoint.every", "0"]
     straight = tmp_path / "straight"
@@ -297,6 +319,8 @@ def test_bad_options_are_rejected_with_the_valid_keys(capsys):
     assert "unknown key 'foo'" in err and "rollout" in err
     err = run_error(["train", "--optim.lr", "fast"], capsys)
     assert "optim.lr='fast'" in err
+    err = run_error(["train", "--rollout.logprobs", "cfg"], capsys)
+    assert "rollout.logprobs='cfg'" in err and "guided" in err
     err = run_error(["train", "--algo", "ppo"], capsys)
     assert "algo.preset='ppo'" in err and "gcpo" in err
     err = run_error(["train", "--config", "/nonexistent/c.yaml"], capsys)

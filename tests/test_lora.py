@@ -49,6 +49,8 @@ def test_lora_trains_only_the_adapters_against_the_base_as_reference(assets, tmp
         reference = AdaptersOff(adapted).token_logprobs(PROMPTS, tokens)
         assert torch.equal(reference, base.token_logprobs(PROMPTS, tokens))
         assert not torch.allclose(adapted.token_logprobs(PROMPTS, tokens), reference)
+        guided = AdaptersOff(adapted).guided_logprobs(PROMPTS, tokens, "null", 3.0, 0.9)
+        assert torch.equal(guided, base.guided_logprobs(PROMPTS, tokens, "null", 3.0, 0.9))
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["policy/kl_mean"] > 0  # the adapters moved away from the reference
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from tolerances import SAME_MATHS
 
-from t2i_gcpo.policies import NULL_NEGATIVE, JanusPolicy, Rollout, load_policy
+from t2i_gcpo.policies import NULL_NEGATIVE, JanusPolicy, Rollout, guided_logprobs, load_policy
 from t2i_gcpo.policies.janus import left_pad
 from t2i_gcpo.toy.models import tiny_janus_policy
 
@@ -68,6 +68,44 @@ def test_token_logits_are_what_the_logprobs_are_gathered_from(policy):
     torch.testing.assert_close(gathered, policy.token_logprobs(MIXED_LENGTH, rollout.tokens))
     null = policy.token_logits(rollout.sample_prompts, rollout.tokens, NULL_NEGATIVE)
     assert (null - logits).abs().amax() > 0.1
+
+
+def test_guided_logprobs_score_the_distribution_the_sampler_draws_from(policy):
+    rollout = policy.sample(MIXED_LENGTH, negative_prompts=NEGATIVES, samples_per_prompt=2)
+    prompts, tokens = rollout.sample_prompts, rollout.tokens
+    cond = policy.token_logits(prompts, tokens)
+    null = policy.token_logits(prompts, tokens, NULL_NEGATIVE)
+    caption = policy.token_logits(prompts, tokens, rollout.sample_negatives)
+    # By hand at one token: guided logits g = u + s (c - u), over the temperature.
+    s, temperature, row, t = 4.0, 0.7, 3, 5
+    g = (null[row, t] + s * (cond[row, t] - null[row, t])) / temperature
+    by_hand = g[tokens[row, t]] - torch.logsumexp(g, dim=0)
+    guided = policy.guided_logprobs(prompts, tokens, "null", s, temperature)
+    assert guided.shape == (6, 16) and guided.dtype == torch.float32
+    torch.testing.assert_close(guided[row, t], by_hand, **SAME_MATHS)
+    assert torch.equal(policy.guided_logprobs(prompts, tokens, None, s, temperature), guided)
+    # Scale 1 is the prompt's branch, scale 0 the negative's; captions replace the null prompt.
+    torch.testing.assert_close(
+        policy.guided_logprobs(prompts, tokens, None, 1.0), rollout.logp_pos, **SAME_MATHS
+    )
+    torch.testing.assert_close(
+        policy.guided_logprobs(prompts, tokens, rollout.sample_negatives, 0.0),
+        rollout.logp_neg,
+        **SAME_MATHS,
+    )
+    # A rollout is scored with its own negative captions and guidance scale.
+    g = caption[row, t] + rollout.cfg_scale * (cond[row, t] - caption[row, t])
+    torch.testing.assert_close(
+        guided_logprobs(policy, rollout)[row, t],
+        g[tokens[row, t]] - torch.logsumexp(g, dim=0),
+        **SAME_MATHS,
+    )
+    # Differentiable through both branches.
+    policy.guided_logprobs(prompts[:1], tokens[:1], "null", s).sum().backward()
+    head = policy.model.model.generation_head.vision_head.weight
+    assert head.grad is not None and head.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="temperature"):
+        policy.guided_logprobs(prompts, tokens, "null", s, 0.0)
 
 
 def test_recorded_logprobs_equal_teacher_forced_explicit_negatives(policy):

@@ -4,7 +4,12 @@ by name / folder / hub id, and the scoring of a rollout under a branch."""
 from t2i_gcpo.policies.base import NULL_NEGATIVE, Policy, Rollout
 from t2i_gcpo.policies.janus import JanusPolicy
 from t2i_gcpo.policies.loading import POLICIES, load_policy, register_policy
-from t2i_gcpo.policies.scoring import negative_logprobs, score_tokens, teacher_forced_logprobs
+from t2i_gcpo.policies.scoring import (
+    guided_logprobs,
+    negative_logprobs,
+    score_tokens,
+    teacher_forced_logprobs,
+)
 
 __all__ = [
     "NULL_NEGATIVE",
@@ -12,6 +17,7 @@ __all__ = [
     "JanusPolicy",
     "Policy",
     "Rollout",
+    "guided_logprobs",
     "load_policy",
     "negative_logprobs",
     "register_policy",

@@ -209,6 +209,21 @@ class Policy(abc.ABC):
         of N captions scores those captions instead of the prompts.
         """
 
+    def guided_logprobs(
+        self,
+        prompts: list[str],
+        tokens: torch.Tensor,
+        negative_prompts: list[str] | str | None,
+        cfg_scale: float,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """prompts (N,), tokens (N, T) -> log-probs (N, T) fp32 of the tokens under the
+        distribution `sample` draws them from (before top-k / top-p): the guided logits
+        `uncond + cfg_scale * (cond - uncond)` over `temperature`, the negative branch being
+        `negative_prompts` ("null" or None: the null prompt; else N captions). Teacher-forced,
+        differentiable: one pass through each branch."""
+        raise NotImplementedError(f"{type(self).__name__} does not score guided log-probs")
+
     @abc.abstractmethod
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (N, T) -> images (N, 3, H_px, W_px) float32 in [0, 1]."""

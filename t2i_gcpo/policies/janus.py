@@ -679,6 +679,21 @@ class JanusPolicy(Policy):
             hidden, _ = self.backbone(embeds, extend_mask(mask, self.num_tokens - 1))
             return self.image_logits(hidden[:, -self.num_tokens :])
 
+    def guided_logprobs(
+        self,
+        prompts: list[str],
+        tokens: torch.Tensor,
+        negative_prompts: list[str] | str | None,
+        cfg_scale: float,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """See Policy.guided_logprobs: the sampler's `cfg_logits` over `temperature`."""
+        check_sampling_args(1, cfg_scale, temperature, None, None)
+        cond = self.token_logits(prompts, tokens)
+        uncond = self.token_logits(prompts, tokens, negative_prompts or NULL_NEGATIVE)
+        guided = cfg_logits(torch.cat([cond, uncond]), cfg_scale) / temperature
+        return gather_logprobs(guided, tokens.to(guided.device))
+
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (N, T) -> images (N, 3, H_px, W_px) float32 in [0, 1] (the image tokenizer,

@@ -128,6 +128,12 @@ class AdaptersOff(Policy):
         with adapters_off(self.policy), torch.no_grad():
             return self.policy.token_logprobs(prompts, tokens, negative_prompts)
 
+    def guided_logprobs(self, prompts, tokens, negative_prompts, cfg_scale, temperature=1.0):
+        with adapters_off(self.policy), torch.no_grad():
+            return self.policy.guided_logprobs(
+                prompts, tokens, negative_prompts, cfg_scale, temperature
+            )
+
     grid = property(lambda self: self.policy.grid)
     codebook_size = property(lambda self: self.policy.codebook_size)
     image_size = property(lambda self: self.policy.image_size)

@@ -84,3 +84,30 @@ def negative_logprobs(
         return rollout.logp_neg.float()
     branch = NULL_NEGATIVE if per_sample is None else per_sample
     return teacher_forced_logprobs(policy, rollout, branch, batch_size)
+
+
+@torch.no_grad()
+def guided_logprobs(
+    policy: Policy,
+    rollout: Rollout,
+    temperature: float = 1.0,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """rollout -> log-probs (N, T) float32 of its tokens under the distribution it was sampled
+    from (Policy.guided_logprobs with the rollout's negative branch and cfg_scale), no
+    gradient, `batch_size` samples per pass (default 64)."""
+    size, prompts = batch_size or DEFAULT_BATCH, rollout.sample_prompts
+    negatives = rollout.sample_negatives
+    parts = []
+    for start in range(0, len(prompts), size):
+        part = slice(start, start + size)
+        parts.append(
+            policy.guided_logprobs(
+                prompts[part],
+                rollout.tokens[part],
+                None if negatives is None else negatives[part],
+                rollout.cfg_scale,
+                temperature,
+            )
+        )
+    return torch.cat(parts).float()
