@@ -594,13 +594,15 @@ class Trainer:
 
     def build_batch(self, rollout: Rollout, indices, advantages, keep) -> StepBatch:
         """Everything the loss needs for this process's samples: with rollout.logprobs
-        "guided", the sampling distribution's log-probs (one no-grad teacher-forced pass per
-        branch; the policy has not changed since it sampled) and the reference's, else the
-        recorded positive branch and the reference's positive branch."""
+        "guided", the sampling distribution's recorded log-probs and the reference's (one
+        no-grad teacher-forced pass per branch), else the recorded positive branch and the
+        reference's positive branch."""
         size = self.minibatch_size(rollout.num_samples)
         old_logp, ref_logp = rollout.logp_pos, None
-        if self.guidance is not None:
-            old_logp = guided_logprobs(self.policy, rollout, self.guidance[1], size)
+        if self.guidance is not None:  # a policy that does not record them: score them
+            old_logp = rollout.logp_guided
+            if old_logp is None:
+                old_logp = guided_logprobs(self.policy, rollout, self.guidance[1], size)
         if self.reference is not None and self.guidance is not None:
             ref_logp = guided_logprobs(self.reference, rollout, self.guidance[1], size)
         elif self.reference is not None:

@@ -100,6 +100,12 @@ def test_guided_logprobs_score_the_distribution_the_sampler_draws_from(policy):
         g[tokens[row, t]] - torch.logsumexp(g, dim=0),
         **SAME_MATHS,
     )
+    # The sampler records them from its own logits.
+    torch.testing.assert_close(rollout.logp_guided, guided_logprobs(policy, rollout), **SAME_MATHS)
+    hot = policy.sample(MIXED_LENGTH, samples_per_prompt=2, cfg_scale=s, temperature=temperature)
+    torch.testing.assert_close(
+        hot.logp_guided, guided_logprobs(policy, hot, temperature), **SAME_MATHS
+    )
     # Differentiable through both branches.
     policy.guided_logprobs(prompts[:1], tokens[:1], "null", s).sum().backward()
     head = policy.model.model.generation_head.vision_head.weight

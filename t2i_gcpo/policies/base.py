@@ -40,6 +40,9 @@ class Rollout:
         cfg_scale: the guidance scale used for sampling.
         entropy: (N, T) float32 or None, the entropy of the positive branch's next-token
             distribution (temperature 1, no guidance) at each step, from the same logits.
+        logp_guided: (N, T) float32 or None, log-probs under the distribution the tokens were
+            drawn from (guided logits over the temperature, before top-k / top-p), from the
+            same logits (see Policy.guided_logprobs).
     """
 
     tokens: torch.Tensor
@@ -50,13 +53,14 @@ class Rollout:
     negative_prompts: list[str] | None
     cfg_scale: float
     entropy: torch.Tensor | None = None
+    logp_guided: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         """Raise ValueError if the tensors' shapes disagree with (N, T) and (N,)."""
         shape = tuple(self.tokens.shape)
         if len(shape) != 2:
             raise ValueError(f"tokens must have shape (N, T), got {shape}")
-        for name in ("logp_pos", "logp_neg", "entropy"):
+        for name in ("logp_pos", "logp_neg", "entropy", "logp_guided"):
             if getattr(self, name) is not None and tuple(getattr(self, name).shape) != shape:
                 raise ValueError(
                     f"{name} must have the shape of tokens {shape}, "
@@ -88,9 +92,10 @@ class Rollout:
         negatives = None
         if first.negative_prompts is not None:
             negatives = [n for r in rollouts for n in r.negative_prompts]
-        entropy = None
-        if all(r.entropy is not None for r in rollouts):
-            entropy = torch.cat([r.entropy for r in rollouts])
+        optional = {}
+        for name in ("entropy", "logp_guided"):
+            if all(getattr(r, name) is not None for r in rollouts):
+                optional[name] = torch.cat([getattr(r, name) for r in rollouts])
         return Rollout(
             tokens=torch.cat([r.tokens for r in rollouts]),
             logp_pos=torch.cat([r.logp_pos for r in rollouts]),
@@ -101,7 +106,7 @@ class Rollout:
             prompts=[p for r in rollouts for p in r.prompts],
             negative_prompts=negatives,
             cfg_scale=first.cfg_scale,
-            entropy=entropy,
+            **optional,
         )
 
     def prompt_subset(self, which: list[int]) -> Rollout:
@@ -121,6 +126,7 @@ class Rollout:
             else [self.negative_prompts[i] for i in which],
             cfg_scale=self.cfg_scale,
             entropy=None if self.entropy is None else self.entropy[rows],
+            logp_guided=None if self.logp_guided is None else self.logp_guided[rows],
         )
 
     @property

@@ -503,21 +503,29 @@ class JanusPolicy(Policy):
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Doubled prompt batch (2B, L) -> tokens (B, T), branch log-probs (2B, T) float32,
-        positive-branch entropies (B, T) float32."""
+        positive-branch entropies (B, T) float32, log-probs under the guided distribution the
+        tokens are drawn from (B, T) float32."""
         if self.uses_static_sampler:
             logits, decode = self.static_decoder(ids, mask)
         else:
             logits, decode = self.dynamic_decoder(ids, mask)
-        tokens, logps, entropies = [], [], []
+        tokens, logps, entropies, guided_logps = [], [], [], []
         for step in range(self.num_tokens):
-            token = pick_tokens(cfg_logits(logits, cfg_scale), temperature, top_k, top_p, generator)
+            guided = cfg_logits(logits, cfg_scale)
+            token = pick_tokens(guided, temperature, top_k, top_p, generator)
             both = token.repeat(2)
             tokens.append(token)
             logps.append(gather_logprobs(logits, both))
             entropies.append(entropy(logits[: len(token)]))
+            guided_logps.append(gather_logprobs(guided / temperature, token))
             if step + 1 < self.num_tokens:
                 logits = decode(both)
-        return torch.stack(tokens, dim=1), torch.stack(logps, dim=1), torch.stack(entropies, 1)
+        return (
+            torch.stack(tokens, dim=1),
+            torch.stack(logps, dim=1),
+            torch.stack(entropies, 1),
+            torch.stack(guided_logps, 1),
+        )
 
     @property
     def uses_static_sampler(self) -> bool:
@@ -611,7 +619,7 @@ class JanusPolicy(Policy):
         self.eval()
         try:
             with self.computing():
-                tokens, logps, entropies = self.generate_tokens(
+                tokens, logps, entropies, guided = self.generate_tokens(
                     ids, mask, cfg_scale, temperature, top_k, top_p, generator
                 )
         finally:
@@ -626,6 +634,7 @@ class JanusPolicy(Policy):
             negative_prompts=None if negative_prompts is None else list(negative_prompts),
             cfg_scale=float(cfg_scale),
             entropy=entropies,
+            logp_guided=guided,
         )
 
     # -- scoring and decoding -------------------------------------------------------------------
