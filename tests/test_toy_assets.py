@@ -29,6 +29,8 @@ from t2i_gcpo.toy.build import (
     clip_caption_rank_accuracy,
     code_colours,
     colour_term,
+    mine_negatives,
+    partner_scenes,
     pretrain_policy,
     train_clip,
     wrong_object_image,
@@ -167,6 +169,77 @@ def test_clip_training_learns_to_score_degraded_copies_below_clean_images(tmp_pa
     # the clean image against its degraded copy, with their prompt: log 2 nats at chance,
     # 0.35 measured after these 40 steps
     assert report["degraded_term"] < 0.55 and math.isfinite(report["loss"])
+
+
+def test_partner_scenes_break_one_thing_the_prompt_names():
+    scenes = S.random_scenes(60, 4, "any")
+    partners = partner_scenes(scenes, np.random.default_rng(0))
+    again = partner_scenes(scenes, np.random.default_rng(0))
+    assert [p.prompt for p in partners] == [p.prompt for p in again]
+    assert all(torch.equal(p.image, q.image) for p, q in zip(partners, again, strict=True))
+    for scene, partner in zip(scenes, partners, strict=True):
+        assert partner.metadata in S.hard_negatives(scene.metadata)
+    # each partner is right for its own prompt and wrong for its scene's
+    images = torch.stack([p.image for p in partners])
+    assert all(v.correct for v in judge_batch(images, [p.metadata for p in partners]))
+    assert not any(v.correct for v in judge_batch(images, [s.metadata for s in scenes]))
+    # relations, swaps and counts are drawn as often as class changes: position scenes' partners
+    # are mostly relation or swap changes (2 of the 3 kinds it allows)
+    position = [
+        (s, p) for s, p in zip(scenes, partners, strict=True) if s.metadata["tag"] == "position"
+    ]
+    same_classes = [
+        {r["class"] for r in s.metadata["include"]} == {r["class"] for r in p.metadata["include"]}
+        for s, p in position
+    ]
+    assert len(position) >= 6 and sum(same_classes) >= len(position) / 3
+
+
+def test_mined_negatives_are_the_ones_the_model_scores_highest(tmp_path):
+    register_open_clip_configs()
+    shapes_tokenizer(append_eos=True).save_pretrained(tmp_path)
+    tokenizer = HFTokenizer(str(tmp_path), context_length=16)
+    torch.manual_seed(0)
+    model = open_clip.create_model("shapes-clip").eval()
+    scenes = S.random_scenes(2, 3, "any", categories=("position", "colors"))
+    options = [[n["prompt"] for n in S.hard_negatives(s.metadata)] for s in scenes]
+    # each image's features are those of one of its options (the 5th, the 2nd): that option
+    # scores 1, the highest cosine there is, so it must come first
+    with torch.no_grad():
+        targets = model.encode_text(tokenizer([options[0][4], options[1][1]]))
+    features = torch.nn.functional.normalize(targets, dim=-1)
+    chosen = mine_negatives(model, tokenizer, features, options, 3, 1, np.random.default_rng(0))
+    assert len(chosen) == 6
+    assert chosen[0] == options[0][4] and chosen[3] == options[1][1]
+    # the other two of each are drawn from the rest, without repeats (8 options each)
+    assert len(set(chosen[:3])) == 3 and set(chosen[1:3]) <= set(options[0]) - {options[0][4]}
+    assert len(set(chosen[3:])) == 3 and set(chosen[4:]) <= set(options[1]) - {options[1][1]}
+    # with all three mined, they are the three highest-scoring options, best first
+    with torch.no_grad():
+        text = torch.nn.functional.normalize(model.encode_text(tokenizer(options[0])), dim=-1)
+    best = (features[0] @ text.T).argsort(descending=True)[:3].tolist()
+    top = mine_negatives(
+        model, tokenizer, features[:1], options[:1], 3, 3, np.random.default_rng(0)
+    )
+    assert top == [options[0][j] for j in best]
+
+
+def test_clip_training_with_pairs_and_mined_negatives_checks_their_numbers(tmp_path):
+    register_open_clip_configs()
+    shapes_tokenizer(append_eos=True).save_pretrained(tmp_path)
+    tokenizer = HFTokenizer(str(tmp_path), context_length=16)
+    model = open_clip.create_model("shapes-clip")
+    with pytest.raises(ValueError, match="pairs_per_step=20"):
+        train_clip(model, tokenizer, 4, batch_size=32, pairs_per_step=20, progress=False)
+    with pytest.raises(ValueError, match="mined_negatives=4"):
+        train_clip(model, tokenizer, 4, batch_size=32, mined_negatives=4, progress=False)
+    before = [p.detach().clone() for p in model.parameters()]
+    report = train_clip(
+        model, tokenizer, 4, batch_size=32, n_scenes=64, pairs_per_step=16, mined_negatives=2,
+        progress=False,
+    )  # fmt: skip
+    assert math.isfinite(report["loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 @needs_assets

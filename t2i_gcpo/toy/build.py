@@ -22,6 +22,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from tqdm.auto import tqdm
 
+from t2i_gcpo.data.geneval import changes
 from t2i_gcpo.files import atomic_path
 from t2i_gcpo.policies.janus import gather_logprobs
 from t2i_gcpo.toy.models import (
@@ -35,6 +36,7 @@ from t2i_gcpo.toy.models import (
 from t2i_gcpo.toy.scenes import (
     COLORS,
     IMAGE_SIZE,
+    MAX_COUNT,
     PATCH,
     SHAPES,
     TILES,
@@ -43,6 +45,7 @@ from t2i_gcpo.toy.scenes import (
     first_patches,
     hard_negatives,
     random_scenes,
+    sample_scene,
 )
 from t2i_gcpo.toy.tokenizer import PatchVQ, fit_codebook
 
@@ -67,6 +70,20 @@ negatives on 600 eval-split scenes; aesthetic head's clean above degraded; seed 
 ranks 99.2% right (86.3% without) but the CLIP loses color_attr 98.9 -> 88.5% and position
 30.3 -> 20.2% (counting 94.8%); at 8, 98.6% but color_attr 74.7%, counting 81.0%, position
 18.0%; at 32 (a test run) 98.4% with color_attr 86.2%."""
+MINED_NEGATIVES = 0
+"""How many of each scene's `negatives_per_scene` hard negatives in a CLIP batch are its hardest
+(those the model scores highest with its image at that step) rather than drawn at random: 0,
+off, in the shipped build. Measured (benchmarks/clip_variants.py, reward stage seeds 0 / 1, 600
+eval-split scenes; docs/results/clip_variants.txt): at 2, counting 93.1 / 91.4% (shipped recipe
+93.1 / 89.7) but position 24.7 / 20.2% (30.3 / 53.9) and the aesthetic head 85.4 / 83.2% (86.3 /
+90.6); its CLIP stage took 1203-1237 s on one thread against 1042-1047 s for CLIP_PAIRS' runs,
+whose steps cost what the shipped recipe's do."""
+CLIP_PAIRS = 0
+"""How many of each CLIP batch's scenes (of 128) are drawn for a hard negative of another scene
+in the batch (see `partner_scenes`), so that both images and both prompts of a pair that differs
+in one thing meet in the batch's contrast: 0, off, in the shipped build. Measured as
+MINED_NEGATIVES: at 64, color_attr 100 / 98.9% (98.9 / 94.3) but position 13.5 / 19.1% (its
+relations at chance) and the aesthetic head 82.0 / 86.3%."""
 WRONG_PREFIX_SHARE = 0.5
 """Share of pretraining scenes whose teacher-forced input shows one object drawn wrong (see
 `wrong_object_image`), with the right scene as the target. Measured (the policy stage alone,
@@ -326,6 +343,20 @@ def clip_pixels(images: torch.Tensor) -> torch.Tensor:
     return (images - mean) / std
 
 
+def partner_scenes(scenes, rng: np.random.Generator, texture: float = 1.0) -> list:
+    """For each scene, a scene drawn for one of its hard negatives (`changes`): a kind of change
+    uniformly among those its record allows, then one of that kind's records; its own layout
+    and background."""
+    partners = []
+    for scene in scenes:
+        by_kind: dict[str, list[dict]] = {}
+        for kind, record in changes(scene.metadata, SHAPES, list(COLORS), MAX_COUNT):
+            by_kind.setdefault(kind, []).append(record)
+        records = by_kind[list(by_kind)[rng.integers(len(by_kind))]]
+        partners.append(sample_scene(records[rng.integers(len(records))], rng, texture))
+    return partners
+
+
 def train_clip(
     model,
     tokenizer,
@@ -338,6 +369,8 @@ def train_clip(
     texture: float = 1.0,
     hard_weight: float = 1.0,
     degraded_per_step: int = DEGRADED_PER_STEP,
+    pairs_per_step: int = CLIP_PAIRS,
+    mined_negatives: int = MINED_NEGATIVES,
     progress: bool = True,
 ) -> dict[str, float]:
     """Contrastive training of an open_clip model on scenes and their prompts, with hard
@@ -353,9 +386,27 @@ def train_clip(
     of a batch, a degraded copy (`degrade`: blurred, noisy, colour-shifted or an object broken)
     must score below the clean image with their prompt. Without it the embedding, trained only
     to match captions, says little about blur or noise; with it the CLIP's capacity goes to
-    quality at the cost of attributes and relations (see DEGRADED_PER_STEP)."""
+    quality at the cost of attributes and relations (see DEGRADED_PER_STEP).
+
+    With `pairs_per_step` P, the last P scenes of each batch are the partners (`partner_scenes`)
+    of its first P: a scene and its partner differ in one thing their prompts name, so each
+    prompt must pick its own image over one that is right in all but that (a hard negative on
+    the image side, which the text-side negatives do not give).
+
+    With `mined_negatives` M, M of each scene's k negatives are the ones the model confuses
+    most with its prompt at that step (scored without gradient), the other k - M at random."""
+    if not 0 <= mined_negatives <= negatives_per_scene:
+        raise ValueError(
+            f"mined_negatives={mined_negatives} must lie in [0, negatives_per_scene] "
+            f"= [0, {negatives_per_scene}]"
+        )
+    if not 0 <= pairs_per_step <= batch_size // 2:
+        raise ValueError(f"pairs_per_step={pairs_per_step} must lie in [0, batch_size / 2]")
     rng = np.random.default_rng(seed)
     scenes = random_scenes(n_scenes, seed + 2, split="any", texture=texture, weights=CLIP_WEIGHTS)
+    n_pairs = pairs_per_step
+    if n_pairs:  # partner i of scene i, at index n_scenes + i
+        scenes = scenes + partner_scenes(scenes, np.random.default_rng(seed + 7), texture)
     images = clip_pixels(scene_batch(scenes))
     n_worse, degraded = min(degraded_per_step, batch_size), None
     worse_term = torch.zeros(())
@@ -369,17 +420,25 @@ def train_clip(
     model.train()
     bar = tqdm(range(steps), desc="shapes CLIP", disable=not progress)
     for _ in bar:
-        pick = torch.randint(len(scenes), (batch_size,), generator=generator).tolist()
+        pick = torch.randint(n_scenes, (batch_size,), generator=generator).tolist()
+        if n_pairs:
+            pick = pick[: batch_size - n_pairs] + [n_scenes + i for i in pick[:n_pairs]]
         texts = [scenes[i].prompt for i in pick]
-        for i in pick:
-            options = negative_sets[i]
-            chosen = rng.choice(len(options), size=k, replace=len(options) < k)
-            texts += [options[j] for j in chosen]
         batch = images[pick]
         if n_worse:
             batch = torch.cat([batch, degraded[pick[:n_worse]]])
         features = F.normalize(model.encode_image(batch), dim=-1)
         image_features, worse_features = features[:batch_size], features[batch_size:]
+        if mined_negatives:
+            texts += mine_negatives(
+                model, tokenizer, image_features.detach(), [negative_sets[i] for i in pick],
+                k, mined_negatives, rng,
+            )  # fmt: skip
+        else:
+            for i in pick:
+                options = negative_sets[i]
+                chosen = rng.choice(len(options), size=k, replace=len(options) < k)
+                texts += [options[j] for j in chosen]
         text_features = F.normalize(model.encode_text(tokenizer(texts)), dim=-1)
         logits = model.logit_scale.exp() * image_features @ text_features.T
         target = torch.arange(batch_size)
@@ -406,6 +465,25 @@ def train_clip(
         bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
     return {"loss": loss.item(), "degraded_term": worse_term.item()}
+
+
+@torch.no_grad()
+def mine_negatives(
+    model, tokenizer, image_features, option_sets, k: int, mined: int, rng
+) -> list[str]:
+    """k negatives for each image (features (B, D), L2-normalised) from its options: the `mined`
+    the model scores highest with it, then k - mined of the rest at random (with repeats where
+    fewer are left)."""
+    unique = sorted({text for options in option_sets for text in options})
+    column = {text: j for j, text in enumerate(unique)}
+    scores = image_features @ F.normalize(model.encode_text(tokenizer(unique)), dim=-1).T
+    out = []
+    for b, options in enumerate(option_sets):
+        order = scores[b, [column[t] for t in options]].argsort(descending=True).tolist()
+        hardest, rest = order[:mined], order[mined:] or order
+        drawn = rng.choice(len(rest), size=k - len(hardest), replace=len(rest) < k - len(hardest))
+        out += [options[j] for j in hardest + [rest[i] for i in drawn]]
+    return out
 
 
 @torch.no_grad()
