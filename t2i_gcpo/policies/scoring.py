@@ -44,13 +44,19 @@ def score_tokens(
     branch: None scores each row's prompt, "null" the null prompt, a list of N captions those
     captions. `batch_size` rows per forward pass (default 64).
     """
-    size, prompts = batch_size or DEFAULT_BATCH, list(prompts)
-    parts = []
-    for start in range(0, len(prompts), size):
-        part = slice(start, start + size)
+    prompts = list(prompts)
+
+    def score(part: slice) -> torch.Tensor:
         chosen = branch if branch is None or isinstance(branch, str) else list(branch[part])
-        parts.append(policy.token_logprobs(prompts[part], tokens[part], chosen))
-    return torch.cat(parts).float()
+        return policy.token_logprobs(prompts[part], tokens[part], chosen)
+
+    return _in_parts(score, len(prompts), batch_size)
+
+
+def _in_parts(score, count: int, batch_size: int | None) -> torch.Tensor:
+    """score(slice) over `count` rows, `batch_size` (default 64) at a time, joined as float32."""
+    size = batch_size or DEFAULT_BATCH
+    return torch.cat([score(slice(i, i + size)) for i in range(0, count, size)]).float()
 
 
 def teacher_forced_logprobs(
@@ -96,18 +102,12 @@ def guided_logprobs(
     """rollout -> log-probs (N, T) float32 of its tokens under the distribution it was sampled
     from (Policy.guided_logprobs with the rollout's negative branch and cfg_scale), no
     gradient, `batch_size` samples per pass (default 64)."""
-    size, prompts = batch_size or DEFAULT_BATCH, rollout.sample_prompts
-    negatives = rollout.sample_negatives
-    parts = []
-    for start in range(0, len(prompts), size):
-        part = slice(start, start + size)
-        parts.append(
-            policy.guided_logprobs(
-                prompts[part],
-                rollout.tokens[part],
-                None if negatives is None else negatives[part],
-                rollout.cfg_scale,
-                temperature,
-            )
+    prompts, negatives = rollout.sample_prompts, rollout.sample_negatives
+
+    def score(part: slice) -> torch.Tensor:
+        chosen = None if negatives is None else negatives[part]
+        return policy.guided_logprobs(
+            prompts[part], rollout.tokens[part], chosen, rollout.cfg_scale, temperature
         )
-    return torch.cat(parts).float()
+
+    return _in_parts(score, len(prompts), batch_size)

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from tqdm.auto import tqdm
 
-from t2i_gcpo.data.geneval import changes
 from t2i_gcpo.files import atomic_path
 from t2i_gcpo.policies.janus import gather_logprobs
 from t2i_gcpo.toy.models import (
@@ -36,13 +35,13 @@ from t2i_gcpo.toy.models import (
 from t2i_gcpo.toy.scenes import (
     COLORS,
     IMAGE_SIZE,
-    MAX_COUNT,
     PATCH,
     SHAPES,
     TILES,
     box_patches,
     coverage,
     first_patches,
+    hard_negative_changes,
     hard_negatives,
     random_scenes,
     sample_scene,
@@ -344,13 +343,13 @@ def clip_pixels(images: torch.Tensor) -> torch.Tensor:
 
 
 def partner_scenes(scenes, rng: np.random.Generator, texture: float = 1.0) -> list:
-    """For each scene, a scene drawn for one of its hard negatives (`changes`): a kind of change
-    uniformly among those its record allows, then one of that kind's records; its own layout
-    and background."""
+    """For each scene, a scene drawn for one of its hard negatives (`hard_negative_changes`): a
+    kind of change uniformly among those its record allows, then one of that kind's records; its
+    own layout and background."""
     partners = []
     for scene in scenes:
         by_kind: dict[str, list[dict]] = {}
-        for kind, record in changes(scene.metadata, SHAPES, list(COLORS), MAX_COUNT):
+        for kind, record in hard_negative_changes(scene.metadata):
             by_kind.setdefault(kind, []).append(record)
         records = by_kind[list(by_kind)[rng.integers(len(by_kind))]]
         partners.append(sample_scene(records[rng.integers(len(records))], rng, texture))

@@ -460,10 +460,15 @@ def random_scenes(
 # ---------------------------------------------------------------------------------------------
 
 
+def hard_negative_changes(metadata: dict) -> list[tuple[str, dict]]:
+    """Every (kind, record) that differs from `metadata` in one thing it names, within this
+    world's classes and colours (see data.geneval.changes)."""
+    return changes(metadata, SHAPES, list(COLORS), MAX_COUNT)
+
+
 def hard_negatives(metadata: dict) -> list[dict]:
-    """Every record that differs from `metadata` in one thing it names, within this world's
-    classes and colours (see data.geneval.changes)."""
-    return [record for _, record in changes(metadata, SHAPES, list(COLORS), MAX_COUNT)]
+    """The records of `hard_negative_changes`."""
+    return [record for _, record in hard_negative_changes(metadata)]
 
 
 def replace_object(objects: tuple, index: int, **change) -> tuple[SceneObject, ...]:
