@@ -52,14 +52,22 @@ def in_process(reward, images, prompts, metadata, seconds: float) -> tuple[int, 
     return done, time.perf_counter() - start
 
 
-def remote(url, images, prompts, metadata, seconds, clients, precision):
+def remote(url, images, prompts, metadata, seconds, clients, precision, failures: list[str]):
+    """Images scored remotely in `seconds` by `clients` threads, the time taken and each call's
+    latency. A call that raises is appended to `failures` (and ends its client): it is neither
+    counted as images nor as a latency, and main() reports it."""
     latencies, counts, lock = [], [0], threading.Lock()
 
     def client() -> None:
         reward = RemoteReward(url, precision=precision, batch_size=len(images))
         while time.perf_counter() - start < seconds:
             t = time.perf_counter()
-            reward(images, prompts, metadata)
+            try:
+                reward(images, prompts, metadata)
+            except Exception as err:  # noqa: BLE001 - any failure is reported, not hidden
+                with lock:
+                    failures.append(f"{type(err).__name__}: {err}")
+                return
             with lock:
                 latencies.append(time.perf_counter() - t)
                 counts[0] += len(images)
@@ -99,17 +107,20 @@ def main() -> None:
         per_round = args.seconds / args.rounds
         local_n = local_t = remote_n = remote_t = 0.0
         latencies: list[float] = []
+        failures: list[str] = []
         for _ in range(args.rounds):
             n, t = in_process(reward, images, prompts, metadata, per_round)
             local_n, local_t = local_n + n, local_t + t
             n, t, lat = remote(
-                url, images, prompts, metadata, per_round, args.clients, args.precision
+                url, images, prompts, metadata, per_round, args.clients, args.precision, failures
             )
             remote_n, remote_t = remote_n + n, remote_t + t
             latencies += lat
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if not latencies:
+        raise SystemExit(f"every remote call failed ({len(failures)}): {failures[:1]}")
     local_rate, remote_rate = local_n / local_t, remote_n / remote_t
     p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
     result = {
@@ -124,9 +135,13 @@ def main() -> None:
         "remote_latency_median_s": round(statistics.median(latencies), 4),
         "remote_latency_p95_s": round(p95, 4),
         "remote_calls": len(latencies),
+        "remote_failed_calls": len(failures),
         "max_score_difference": gap,
     }
     print(json.dumps(result, indent=2))
+    if failures:
+        # A failed call ends its client, so the throughput above is that of fewer clients.
+        raise SystemExit(f"{len(failures)} remote calls failed, the first: {failures[0]}")
 
 
 if __name__ == "__main__":

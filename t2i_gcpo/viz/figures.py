@@ -38,15 +38,17 @@ def _colorbar(fig, ax, low: float, high: float, cmap: str) -> None:
 
 
 def _sample_title(probe: CreditProbe, i: int) -> str:
-    parts = [f"#{i}"]
+    """Two short lines (sample and reward; advantage and object AUROC), so that the titles of
+    a group's overlays, side by side, do not run into each other."""
+    first, second = [f"#{i}"], []
     if probe.rewards is not None:
-        parts.append(f"reward {probe.rewards[i].item():.3f}")
+        first.append(f"reward {probe.rewards[i].item():.3f}")
     if probe.advantages is not None:
-        parts.append(f"adv {probe.advantages[i].item():+.2f}")
+        second.append(f"adv {probe.advantages[i].item():+.2f}")
     auroc = (probe.figures or {}).get("object_auroc")
     if auroc is not None and auroc[i].isfinite():
-        parts.append(f"obj AUROC {auroc[i].item():.2f}")
-    return "  ".join(parts)
+        second.append(f"obj AUROC {auroc[i].item():.2f}")
+    return "\n".join("  ".join(line) for line in (first, second) if line)
 
 
 def sample_figure(probe: CreditProbe, i: int, alpha: float = 0.6, mode: str = "nearest") -> Figure:
