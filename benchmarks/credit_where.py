@@ -5,7 +5,7 @@ and outline from the tokens before, whatever the prompt says. This script measur
 ways (the credit of the null negative, the gcpo preset; AUROC 0.5 = chance):
 
 1. On the objects the shapes oracle finds in each sample, the AUROC of the credit against the
-   background patches, and the mean k3 divergence, for
+   background patches, the mean k3 divergence and the mean credit weight, for
        lead   the first row of patches of each found object,
        rest   the object's other patches,
        all    every object patch (what `t2i-gcpo eval` reports as object_auroc).
@@ -65,6 +65,7 @@ class ObjectRows:
     def __init__(self) -> None:
         self.aurocs: dict[str, list[float]] = {"lead": [], "rest": [], "all": []}
         self.divergence: dict[str, list[float]] = {"lead": [], "rest": [], "background": []}
+        self.weight: dict[str, list[float]] = {"lead": [], "rest": [], "background": []}
 
     def add(self, masks: torch.Tensor, grid, credit: torch.Tensor, div: torch.Tensor) -> None:
         """One sample: its found masks, its credit and divergence (T,)."""
@@ -73,9 +74,10 @@ class ObjectRows:
         for kind, values in self.aurocs.items():
             valid = (kinds[kind] | background)[None]
             values.append(token_auroc(credit[None], kinds[kind][None], valid)[0].item())
-        for kind, values in self.divergence.items():
+        for kind in self.divergence:
             if kinds[kind].any():
-                values.append(div[kinds[kind]].mean().item())
+                self.divergence[kind].append(div[kinds[kind]].mean().item())
+                self.weight[kind].append(credit[kinds[kind]].mean().item())
 
     def report(self) -> str:
         return (
@@ -84,6 +86,8 @@ class ObjectRows:
             + ", ".join(f"{k} {mean(v):.3f}" for k, v in self.aurocs.items())
             + "\nmean k3 divergence per token: "
             + ", ".join(f"{k} {mean(v):.4f}" for k, v in self.divergence.items())
+            + "\nmean credit weight per token (a sample's mean is 1; GRPO's is 1 everywhere): "
+            + ", ".join(f"{k} {mean(v):.3f}" for k, v in self.weight.items())
         )
 
 
