@@ -11,7 +11,8 @@ knob changes (the full study's ten configurations first, then the optional ones)
     gcpo-attribute            the attribute negative (one named colour, class, count or
                               relation changed) instead of the null prompt (oracle)
     gcpo-softmax              softmax credit instead of rank credit (oracle)
-    optional: gcpo-linear (oracle), gcpo-caption and gcpo-swap (CLIP)
+    optional: gcpo-linear (oracle), gcpo-caption and gcpo-swap (CLIP), gcpo-fullkl (oracle:
+              the KL at full weight on every token, not relaxed on credited ones)
 
 Measured per run (from its metrics.jsonl): the held-out GenEval score (the mean of the six
 categories' strict accuracies) and each category's accuracy at each evaluation, the training
@@ -82,6 +83,7 @@ CONFIGS = (
             group=("negatives",)),
     RunSpec("gcpo-swap/clip", "gcpo", overrides=("--algo.negative", "swap"),
             group=("negatives",)),
+    RunSpec("gcpo-fullkl/oracle", "gcpo", "oracle", ("--algo.kl_relax", "false")),
 )  # fmt: skip
 FULL_CONFIGS = tuple(spec.name for spec in CONFIGS[:10])
 QUICK_CONFIGS = ("gcpo/oracle", "grpo/oracle", "dapo/oracle")
@@ -259,13 +261,13 @@ def summarise(root: Path, specs: list[RunSpec], budget: Budget) -> dict:
     return result
 
 
-def final_differences(summary: dict, ours: str, other: str) -> dict[int, float]:
-    """Seed -> `ours` minus `other` in the final held-out GenEval score (points), for the seeds
-    both configurations finished."""
+def final_differences(
+    summary: dict, ours: str, other: str, key: str = f"final/{SCORE}", scale: float = 100.0
+) -> dict[int, float]:
+    """Seed -> `ours` minus `other` in a run figure (default: the final held-out GenEval score,
+    in points), for the seeds both configurations finished."""
     a, b = summary.get(ours, {}), summary.get(other, {})
-    return {
-        s: 100 * (a[s][f"final/{SCORE}"] - b[s][f"final/{SCORE}"]) for s in sorted(set(a) & set(b))
-    }
+    return {s: scale * (a[s][key] - b[s][key]) for s in sorted(set(a) & set(b))}
 
 
 def per_seed(diffs) -> str:
@@ -316,7 +318,7 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
               "(null negative, rank credit) minus the other run on the same reward:", "",
               "| comparison | per seed | mean +- std |", "|---|---|---|"]  # fmt: skip
     pairs = [("gcpo/oracle", o) for o in ("grpo/oracle", "dapo/oracle", "gcpo-attribute/oracle",
-             "gcpo-softmax/oracle", "gcpo-linear/oracle")]  # fmt: skip
+             "gcpo-softmax/oracle", "gcpo-linear/oracle", "gcpo-fullkl/oracle")]  # fmt: skip
     pairs += [("gcpo-flat/oracle", "grpo-flat/oracle")]
     pairs += [("gcpo/clip", o) for o in ("grpo/clip", "dapo/clip", "gcpo-caption/clip",
               "gcpo-swap/clip")]  # fmt: skip
@@ -326,6 +328,21 @@ def print_tables(summary: dict, specs: list[RunSpec], budget: Budget) -> list[st
             lines.append(
                 f"| {ours} - {other} | {per_seed(diffs.values())} | {spread(diffs.values())} |"
             )
+    by_category = []  # where each difference comes from; the training reward on the same prompts
+    for ours, other in pairs:
+        if not final_differences(summary, ours, other):
+            continue
+        cells = [spread(final_differences(summary, ours, other, f"final/eval/oracle/{t}").values())
+                 for t in TAGS]  # fmt: skip
+        reward = final_differences(summary, ours, other, "reward_last", scale=1.0).values()
+        mean, std = mean_std(list(reward))
+        by_category.append(f"| {ours} - {other} | " + " | ".join(cells)
+                           + f" | {mean:+.3f} +- {std:.3f} |")  # fmt: skip
+    if by_category:
+        lines += ["", "The same differences per category (points), and in the training reward's "
+                  "last tenth (the same prompts for both, a seed fixing their order):", "",
+                  "| comparison | " + " | ".join(TAGS) + " | train reward, last tenth |",
+                  "|---" * (len(TAGS) + 2) + "|", *by_category]  # fmt: skip
     equal_samples = []  # DAPO refills: compare it at equal samples drawn too
     for reward in ("oracle", "clip"):
         a, b = summary.get(f"gcpo/{reward}", {}), summary.get(f"dapo/{reward}", {})

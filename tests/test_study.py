@@ -29,7 +29,8 @@ def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "gcpo/clip seed 0:" in out and "grpo/clip seed 0:" in out
     assert "| gcpo/clip | 1 |" in out and "| grpo/clip | 1 |" in out
-    assert "| gcpo/clip - grpo/clip |" in out
+    assert out.count("| gcpo/clip - grpo/clip |") == 2  # the score, then per category
+    assert "| comparison | single_object | two_object | counting |" in out
     # the background ablation trains the flat-ground policy the study built once
     assert "built the flat-ground policy (1 steps" in out
     flat_config = (tmp_path / "grpo-flat__oracle" / "seed0" / "config.yaml").read_text()
@@ -59,3 +60,15 @@ def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
     assert [r["step"] for r in study.read_metrics(folder)] == [0, 1, 2, 3]
     assert "resumed from" in (tmp_path / "gcpo__clip" / "seed0.log").read_text()
     assert not (folder / "checkpoints").exists()
+
+
+def test_final_differences_pairs_seeds_both_finished(study):
+    summary = {
+        "a": {0: {"final/eval/oracle/geneval": 0.50, "reward_last": 0.4}, 1: {"reward_last": 1}},
+        "b": {0: {"final/eval/oracle/geneval": 0.25, "reward_last": 0.1}, 2: {"reward_last": 0}},
+    }
+    assert study.final_differences(summary, "a", "b") == {0: pytest.approx(25.0)}
+    assert study.final_differences(summary, "a", "b", "reward_last", scale=1.0) == {
+        0: pytest.approx(0.3)
+    }
+    assert study.final_differences(summary, "a", "missing") == {}
