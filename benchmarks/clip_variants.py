@@ -71,7 +71,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         shapes_tokenizer(append_eos=True).save_pretrained(folder)
-        tokenizer = HFTokenizer(str(folder), context_length=16)
+        context = shapes_clip_config()["text_cfg"]["context_length"]
+        tokenizer = HFTokenizer(str(folder), context_length=context)
         clock = time.perf_counter()
         torch.manual_seed(args.seed + 1)  # as build_reward_assets seeds the CLIP
         model = clip_model(args.vision_layers, folder)

@@ -403,8 +403,7 @@ def train_clip(
         raise ValueError(f"pairs_per_step={pairs_per_step} must lie in [0, batch_size / 2]")
     rng = np.random.default_rng(seed)
     scenes = random_scenes(n_scenes, seed + 2, split="any", texture=texture, weights=CLIP_WEIGHTS)
-    n_pairs = pairs_per_step
-    if n_pairs:  # partner i of scene i, at index n_scenes + i
+    if pairs_per_step:  # partner i of scene i, at index n_scenes + i
         scenes = scenes + partner_scenes(scenes, np.random.default_rng(seed + 7), texture)
     images = clip_pixels(scene_batch(scenes))
     n_worse, degraded = min(degraded_per_step, batch_size), None
@@ -420,8 +419,9 @@ def train_clip(
     bar = tqdm(range(steps), desc="shapes CLIP", disable=not progress)
     for _ in bar:
         pick = torch.randint(n_scenes, (batch_size,), generator=generator).tolist()
-        if n_pairs:
-            pick = pick[: batch_size - n_pairs] + [n_scenes + i for i in pick[:n_pairs]]
+        if pairs_per_step:
+            partners = [n_scenes + i for i in pick[:pairs_per_step]]
+            pick = pick[: batch_size - pairs_per_step] + partners
         texts = [scenes[i].prompt for i in pick]
         batch = images[pick]
         if n_worse:
