@@ -11,9 +11,16 @@ clean-above-degraded share. The variants:
 - `--mined M`: M of each scene's 3 text negatives are the ones the CLIP scores highest
   (`train_clip(mined_negatives=...)`);
 - `--batch-size B --steps N`: another batch size and step count;
-- `--vision-layers L`: a deeper image tower.
+- `--vision-layers L`: a deeper image tower;
+- `--pos-embed P`: how the image tower's position embedding starts: "sincos-start" (the
+  build's: 2-D sines and cosines, then trained), "sincos-frozen" (kept at them) or
+  "random-start" (learned from a random start, the build's before 2026-11-29);
+- `--degraded N`: N scenes of each batch also have a degraded copy that must score below them
+  (`train_clip(degraded_per_step=...)`);
+- `--weights W1,...,W6`: how often each category is drawn (CATEGORIES' order; the build's
+  CLIP_WEIGHTS by default).
 
-A run takes about 18-22 minutes on one thread (1500 steps of batch 128).
+A run takes about 14-22 minutes on one thread (1500 steps of batch 128).
 
     python benchmarks/clip_variants.py --seed 1 [--pairs 64] [--mined 2] [--threads 1]
         [--out results.jsonl]
@@ -34,6 +41,8 @@ from open_clip.tokenizer import HFTokenizer
 from reward_models.aesthetic_head import AestheticMLP
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.build import (
+    CLIP_WEIGHTS,
+    DEGRADED_PER_STEP,
     SCENES,
     STAGE_STEPS,
     aesthetic_rank_accuracy,
@@ -43,16 +52,24 @@ from t2i_gcpo.toy.build import (
 )
 from t2i_gcpo.toy.models import shapes_clip_config, shapes_tokenizer
 
+POS_EMBEDS = ("sincos-start", "sincos-frozen", "random-start")
 
-def clip_model(vision_layers: int | None, folder: Path):
-    """A freshly initialised shapes CLIP (the shipped architecture, or a deeper image tower)."""
+
+def clip_model(vision_layers: int | None, pos_embed: str, folder: Path):
+    """A freshly initialised shapes CLIP: the build's (`new_shapes_clip`), or with a deeper
+    image tower or another start of its position embedding (POS_EMBEDS)."""
     config = shapes_clip_config()
     name = "shapes-clip-variant"
     if vision_layers:
         config["vision_cfg"]["layers"] = vision_layers
+    if pos_embed == "random-start":
+        config["vision_cfg"]["pos_embed_type"] = "learnable"
     (folder / f"{name}.json").write_text(json.dumps(config))
     open_clip.add_model_config(folder / f"{name}.json")
-    return open_clip.create_model(name)
+    model = open_clip.create_model(name)
+    if pos_embed == "sincos-start":  # as new_shapes_clip
+        model.visual.positional_embedding.requires_grad_(True)
+    return model
 
 
 def main() -> None:
@@ -63,10 +80,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=STAGE_STEPS["clip"])
     parser.add_argument("--vision-layers", type=int, default=None)
+    parser.add_argument("--pos-embed", default=POS_EMBEDS[0], choices=POS_EMBEDS)
+    parser.add_argument("--degraded", type=int, default=DEGRADED_PER_STEP)
+    parser.add_argument("--weights", default=None, help="six comma-separated category weights")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="append the JSON line here too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    weights = CLIP_WEIGHTS if args.weights is None else tuple(map(float, args.weights.split(",")))
+    if len(weights) != len(S.CATEGORIES):
+        parser.error(f"--weights needs {len(S.CATEGORIES)} values; got {args.weights!r}")
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -75,11 +98,11 @@ def main() -> None:
         tokenizer = HFTokenizer(str(folder), context_length=context)
         clock = time.perf_counter()
         torch.manual_seed(args.seed + 1)  # as build_reward_assets seeds the CLIP
-        model = clip_model(args.vision_layers, folder)
+        model = clip_model(args.vision_layers, args.pos_embed, folder)
         train_clip(
             model, tokenizer, args.steps, batch_size=args.batch_size, seed=args.seed,
             n_scenes=SCENES["clip"], pairs_per_step=args.pairs, mined_negatives=args.mined,
-            progress=False,
+            degraded_per_step=args.degraded, weights=weights, progress=False,
         )  # fmt: skip
         seconds = time.perf_counter() - clock
         torch.manual_seed(args.seed + 2)  # and the head
@@ -89,10 +112,9 @@ def main() -> None:
             progress=False,
         )  # fmt: skip
         ranking = clip_caption_rank_accuracy(model, tokenizer, S.random_scenes(600, 11, "eval"))
-    row = {
-        key: getattr(args, key)
-        for key in ("seed", "pairs", "mined", "batch_size", "steps", "vision_layers", "threads")
-    }
+    keys = "seed pairs mined batch_size steps vision_layers pos_embed"
+    keys += " degraded weights"
+    row = {key: getattr(args, key) for key in keys.split() + ["threads"]}
     row["clip_seconds"] = round(seconds)
     row.update({f"clip/{k}": round(100 * v, 1) for k, v in sorted(ranking.items())})
     row["aesthetic"] = round(100 * aesthetic_rank_accuracy(head.eval(), model), 1)

@@ -317,6 +317,19 @@ def shapes_tokenizer(append_eos: bool = False) -> PreTrainedTokenizerFast:
     return word_tokenizer(spec["words"], spec["text_vocab_size"], append_eos)
 
 
+def new_shapes_clip():
+    """A freshly initialised shapes CLIP, ready to train. Its image tower's position embedding
+    starts from 2-D sines and cosines (the row and the column in separate channels; open_clip's
+    "sin_cos_2d", which it keeps frozen) and is trained from there. Measured (the reward stage,
+    seeds 0 / 1, benchmarks/clip_variants.py): a position embedding learned from a random start
+    left the CLIP ranking "left of" scenes as "above" and "right of" ones as "below" (position
+    prompts 30.3 / 53.9%); this start, 94.4 / 88.8%."""
+    register_open_clip_configs()
+    model = open_clip.create_model("shapes-clip")
+    model.visual.positional_embedding.requires_grad_(True)
+    return model
+
+
 def register_open_clip_configs() -> None:
     """Make open_clip.create_model("shapes-clip") build the shapes world's CLIP architecture."""
     if "shapes-clip" not in open_clip.list_models():
