@@ -112,9 +112,8 @@ def main() -> None:
             progress=False,
         )  # fmt: skip
         ranking = clip_caption_rank_accuracy(model, tokenizer, S.random_scenes(600, 11, "eval"))
-    keys = "seed pairs mined batch_size steps vision_layers pos_embed"
-    keys += " degraded weights"
-    row = {key: getattr(args, key) for key in keys.split() + ["threads"]}
+    keys = "seed pairs mined batch_size steps vision_layers pos_embed degraded weights threads"
+    row = {key: getattr(args, key) for key in keys.split()}
     row["clip_seconds"] = round(seconds)
     row.update({f"clip/{k}": round(100 * v, 1) for k, v in sorted(ranking.items())})
     row["aesthetic"] = round(100 * aesthetic_rank_accuracy(head.eval(), model), 1)
