@@ -11,7 +11,7 @@ clean-above-degraded share. The variants:
 - `--mined M`: M of each scene's 3 text negatives are the ones the CLIP scores highest
   (`train_clip(mined_negatives=...)`);
 - `--batch-size B --steps N`: another batch size and step count;
-- `--vision-layers L`: a deeper image tower;
+- `--vision-layers L`, `--text-layers L`: a deeper image or text tower;
 - `--pos-embed P`: how the image tower's position embedding starts: "sincos-start" (the
   build's: 2-D sines and cosines, then trained), "sincos-frozen" (kept at them) or
   "random-start" (learned from a random start, the build's before 2026-11-29);
@@ -55,13 +55,15 @@ from t2i_gcpo.toy.models import shapes_clip_config, shapes_tokenizer
 POS_EMBEDS = ("sincos-start", "sincos-frozen", "random-start")
 
 
-def clip_model(vision_layers: int | None, pos_embed: str, folder: Path):
+def clip_model(vision_layers: int | None, text_layers: int | None, pos_embed: str, folder: Path):
     """A freshly initialised shapes CLIP: the build's (`new_shapes_clip`), or with a deeper
-    image tower or another start of its position embedding (POS_EMBEDS)."""
+    image or text tower, or another start of its position embedding (POS_EMBEDS)."""
     config = shapes_clip_config()
     name = "shapes-clip-variant"
     if vision_layers:
         config["vision_cfg"]["layers"] = vision_layers
+    if text_layers:
+        config["text_cfg"]["layers"] = text_layers
     if pos_embed == "random-start":
         config["vision_cfg"]["pos_embed_type"] = "learnable"
     (folder / f"{name}.json").write_text(json.dumps(config))
@@ -80,6 +82,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=STAGE_STEPS["clip"])
     parser.add_argument("--vision-layers", type=int, default=None)
+    parser.add_argument("--text-layers", type=int, default=None)
     parser.add_argument("--pos-embed", default=POS_EMBEDS[0], choices=POS_EMBEDS)
     parser.add_argument("--degraded", type=int, default=DEGRADED_PER_STEP)
     parser.add_argument("--weights", default=None, help="six comma-separated category weights")
@@ -98,7 +101,7 @@ def main() -> None:
         tokenizer = HFTokenizer(str(folder), context_length=context)
         clock = time.perf_counter()
         torch.manual_seed(args.seed + 1)  # as build_reward_assets seeds the CLIP
-        model = clip_model(args.vision_layers, args.pos_embed, folder)
+        model = clip_model(args.vision_layers, args.text_layers, args.pos_embed, folder)
         train_clip(
             model, tokenizer, args.steps, batch_size=args.batch_size, seed=args.seed,
             n_scenes=SCENES["clip"], pairs_per_step=args.pairs, mined_negatives=args.mined,
@@ -112,7 +115,8 @@ def main() -> None:
             progress=False,
         )  # fmt: skip
         ranking = clip_caption_rank_accuracy(model, tokenizer, S.random_scenes(600, 11, "eval"))
-    keys = "seed pairs mined batch_size steps vision_layers pos_embed degraded weights threads"
+    keys = "seed pairs mined batch_size steps vision_layers text_layers pos_embed degraded weights"
+    keys += " threads"
     row = {key: getattr(args, key) for key in keys.split()}
     row["clip_seconds"] = round(seconds)
     row.update({f"clip/{k}": round(100 * v, 1) for k, v in sorted(ranking.items())})
