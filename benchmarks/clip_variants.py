@@ -20,7 +20,7 @@ clean-above-degraded share. The variants:
 - `--weights W1,...,W6`: how often each category is drawn (CATEGORIES' order; the build's
   CLIP_WEIGHTS by default).
 
-A run takes about 14-22 minutes on one thread (1500 steps of batch 128).
+A run takes about 24-28 minutes on one thread (2250 steps of batch 128; 14-22 at 1500).
 
     python benchmarks/clip_variants.py --seed 1 [--pairs 64] [--mined 2] [--threads 1]
         [--out results.jsonl]

@@ -328,12 +328,11 @@ def test_shipped_clip_and_aesthetic_head_rank_the_truth_first():
     tokenizer = HFTokenizer(str(clip_dir), context_length=clip_model.context_length)
     # shapes_quality.py's 600 eval-split scenes (a smaller sample holds too few of a category)
     ranking = clip_caption_rank_accuracy(clip_model, tokenizer, S.random_scenes(600, 11, "eval"))
-    # the bar is 90% in every category; this build misses it on position by 1.2 points (88.8%;
-    # counting 90.5%, color_attr 93.1%), checked at what they are. The CLIP before it, whose
-    # image tower learned its position embedding from a random start, ranked "above" over "left
-    # of" and "below" over "right of" on most scenes (position 53.9%).
-    assert all(ranking[tag] >= 0.85 for tag in S.CATEGORIES), ranking
+    # the bar: 90% in every category (measured: position 96.6%, counting 97.4%, the others
+    # 99.1-100%). The CLIP before the sine-cosine start of its image tower's position embedding
+    # ranked "above" over "left of" and "below" over "right of" on most scenes (position 53.9%).
+    assert all(ranking[tag] >= 0.90 for tag in S.CATEGORIES), ranking
     head = AestheticMLP(64)
     head.load_state_dict(load_file(shapes_aesthetic_path()))
-    # the bar is 90%; over this CLIP the head misses it (83.0% measured)
-    assert aesthetic_rank_accuracy(head.eval(), clip_model) >= 0.80
+    # the bar is 90%; over this CLIP the head misses it (86.5% measured)
+    assert aesthetic_rank_accuracy(head.eval(), clip_model) >= 0.85

@@ -49,7 +49,7 @@ from t2i_gcpo.toy.scenes import (
 )
 from t2i_gcpo.toy.tokenizer import PatchVQ, fit_codebook
 
-STAGE_STEPS = {"tokenizer": 25, "policy": 1000, "clip": 1500, "aesthetic": 2000}
+STAGE_STEPS = {"tokenizer": 25, "policy": 1000, "clip": 2250, "aesthetic": 2000}
 """Iterations of each stage at --steps-scale 1 (k-means iterations for the tokenizer)."""
 SCENES = {"tokenizer": 4000, "policy": 76800, "clip": 20000, "aesthetic": 4096}
 """Scenes each stage draws at --steps-scale 1 (fewer, at least 256, below 1)."""
@@ -60,11 +60,12 @@ COLOUR_WEIGHT = 0.0
 """Weight of pretraining's colour term (see `colour_term`) against the mean token NLL: 0, off,
 in the shipped build. At 1 it binds colour words but the policy loses the class words (see
 `pretrain_policy`)."""
-CLIP_WEIGHTS = (1.0, 1.0, 1.5, 1.0, 3.0, 1.0)
+CLIP_WEIGHTS = (1.0, 1.0, 1.5, 1.0, 3.0, 2.0)
 """How often the CLIP's training draws each category (CATEGORIES' order): relations, which it
-learns last, three times as often. Measured with the sine-cosine start (seed 1): position 1.5x and
-color_attr 3x, position 13.5% and color_attr 100%; position 3x and color_attr 2x, 78.7% / 98.9%;
-these weights, 88.8% / 93.1%."""
+learns last, three times as often, and two objects' colours twice. Measured (the reward stage,
+seed 1, 600 eval-split scenes; position / color_attr; docs/results/clip_variants.txt): 1500
+steps with color_attr drawn 1x, 88.8 / 93.1%; 2250 steps (the build's), color_attr 1x, 98.9 /
+64.4%; position 2x and color_attr 2x, 82.0 / 100%; these weights, 96.6 / 100%."""
 DEGRADED_PER_STEP = 0
 """How many scenes of each CLIP batch have a degraded copy that must score below them: 0, off, in
 the shipped build. Measured (the build's reward stage alone, 1 thread; prompt above all hard

@@ -323,7 +323,8 @@ def new_shapes_clip():
     "sin_cos_2d", which it keeps frozen) and is trained from there. Measured (the reward stage,
     seeds 0 / 1, benchmarks/clip_variants.py): a position embedding learned from a random start
     left the CLIP ranking "left of" scenes as "above" and "right of" ones as "below" (position
-    prompts 30.3 / 53.9%); this start, 94.4 / 88.8%."""
+    prompts 30.3 / 53.9%); this start, 94.4 / 88.8% at 1500 steps, 96.6 / 98.9% at the build's
+    2250."""
     register_open_clip_configs()
     model = open_clip.create_model("shapes-clip")
     model.visual.positional_embedding.requires_grad_(True)
