@@ -115,6 +115,7 @@ def make_trainer(args, workdir: Path, variant: str) -> Trainer:
         "rollout": {"group_size": args.group_size, "prompts_per_step": args.prompts,
                     "cfg_negative": cfg_negative},
         "algo": algo,
+        "optim": {"updates_per_rollout": 1},  # one update a step: the reference recipe's cost
         "logging": {"output_dir": str(workdir / f"run-{os.getpid()}-{variant.replace(' ', '_')}"),
                     "trackers": "none", "progress_bar": False},
     })  # fmt: skip

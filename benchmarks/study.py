@@ -161,6 +161,7 @@ def train_command(spec: RunSpec, seed: int, folder: Path, budget: Budget, eval_f
         "--rewards.models", f"[shapes-{spec.reward}]",
         "--prompts.eval", eval_file,
         "--optim.steps", str(budget.steps),
+        "--optim.updates_per_rollout", "1",  # the recipe the study measured
         "--logging.eval_every", str(budget.eval_every),
         "--logging.eval_samples_per_prompt", str(budget.eval_samples),
         "--logging.sample_every", "0",

@@ -302,7 +302,8 @@ def test_print_config_shows_the_resolved_config_and_loads_nothing(tmp_path, caps
     assert printed["optim"]["steps"] == 7  # from the file
     assert printed["rollout"]["group_size"] == 6  # the command line wins over the file
     assert printed["algo"]["preset"] == "dapo" and printed["algo"]["clip_high"] == 0.3
-    assert printed["rewards"]["models"] == [{"name": "shapes-oracle", "weight": 1.0, "kwargs": {}}]
+    share = {"name": "shapes-oracle", "weight": 1.0, "kwargs": {"mode": "share"}}
+    assert printed["rewards"]["models"] == [share]  # the default, filled in
     assert not (tmp_path / "run").exists()
 
 

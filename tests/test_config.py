@@ -24,12 +24,14 @@ def test_defaults_describe_the_shapes_world_gcpo_run():
     config = TrainConfig()
     assert config.policy.name == "shapes"
     assert (config.prompts.train, config.prompts.eval) == ("shapes:train", "shapes:eval")
-    assert config.rewards.models == [{"name": "shapes-oracle", "weight": 1.0, "kwargs": {}}]
+    # the oracle's partial credit, judged by its strict verdict
+    share = {"name": "shapes-oracle", "weight": 1.0, "kwargs": {"mode": "share"}}
+    assert config.rewards.models == [share]
     assert config.logging.eval_judge == "shapes-oracle"
     assert config.preset == get_preset("gcpo")
     assert config.rollout.cfg_scale is None  # the policy's own default
     assert (config.rollout.group_size, config.rollout.prompts_per_step) == (8, 4)
-    assert (config.optim.steps, config.optim.lr) == (50, 1e-4)
+    assert (config.optim.steps, config.optim.lr, config.optim.updates_per_rollout) == (50, 1e-4, 4)
 
 
 def test_yaml_round_trip_keeps_every_value():

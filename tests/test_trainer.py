@@ -43,7 +43,7 @@ def tiny_config(assets, out, **sections):
         "prompts": {"eval": None},
         "rewards": {"models": [assets["reward"]]},
         "rollout": {"group_size": 4, "prompts_per_step": 2},
-        "optim": {"steps": 2, "lr": 1e-3},
+        "optim": {"steps": 2, "lr": 1e-3, "updates_per_rollout": 1},
         "logging": {"output_dir": str(out), "trackers": "none", "progress_bar": False,
                     "sample_every": 0, "heatmap_every": 0},
     }  # fmt: skip

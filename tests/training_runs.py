@@ -94,6 +94,7 @@ def train_args(
         "--rollout.prompts_per_step", "2",
         "--optim.steps", str(steps),
         "--optim.lr", lr,
+        "--optim.updates_per_rollout", "1",
         "--logging.output_dir", str(out),
         "--logging.trackers", "none",
         "--logging.progress_bar", "false",
