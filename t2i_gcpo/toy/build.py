@@ -599,7 +599,10 @@ def train_aesthetic(
         bar.set_postfix(loss=f"{loss.item():.3f}")
     head.eval()
     with torch.no_grad():
-        mean_good, mean_bad = head(good).mean().item(), head(bad).mean().item()
+        good_scores, bad_scores = head(good), head(bad)
+        # the map below is increasing, so it keeps this ranking
+        train_accuracy = (good_scores > bad_scores).float().mean().item()
+        mean_good, mean_bad = good_scores.mean().item(), bad_scores.mean().item()
         # A head too briefly trained to rank (a test build's few steps) is only shifted.
         scale = (
             (clean_score - degraded_score) / (mean_good - mean_bad) if mean_good > mean_bad else 1.0
@@ -609,7 +612,6 @@ def train_aesthetic(
         last.bias.mul_(scale).add_(
             (clean_score + degraded_score) / 2 - scale * (mean_good + mean_bad) / 2
         )
-        train_accuracy = (head(good) > head(bad)).float().mean().item()
     return {"ranking_loss": loss.item(), "train_rank_accuracy": train_accuracy}
 
 
