@@ -1,0 +1,121 @@
+"""The shapes build's policy stage alone, under pretraining variants, and why held-out samples fail.
+
+Training (`--out DIR`): the policy stage of `toy build` (`pretrain_policy`, from a fresh
+`shapes-janus` seeded with `--seed`) over the shipped tokenizer, with the pretraining mix, the
+share of wrong prefixes and the colour term's weight given on the command line; DIR receives
+an asset folder (the new policy, the shipped CLIP and aesthetic head) for
+
+    python benchmarks/shapes_quality.py --assets DIR
+
+Failures (`--failures [--assets DIR]`): the held-out prompts sampled as shapes_quality.py
+samples them (`--samples` a prompt, seed 0, guidance 1), each wrong image sorted by what the
+oracle found wrong: a class or count (an object missing or one too many), a colour, both, or
+only a relation; one row per category, in percent of its images.
+
+    python benchmarks/policy_stage.py --out /tmp/variant --share 0.75 --colour-weight 0.2
+    python benchmarks/policy_stage.py --failures [--assets /tmp/variant]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import torch
+
+from t2i_gcpo.toy import build
+from t2i_gcpo.toy.assets import ASSETS_DIR, load_shapes_policy
+from t2i_gcpo.toy.models import janus_policy
+from t2i_gcpo.toy.prompts import shapes_prompt_set
+from t2i_gcpo.toy.rewards import ShapesOracle
+
+KINDS = ("right", "class or count", "colour", "class or count and colour", "relation")
+
+
+def train(args) -> None:
+    out = Path(args.out)
+    if out.exists():
+        raise SystemExit(f"{out} exists; give a new folder")
+    image_tokenizer = load_shapes_policy().image_tokenizer
+    start = time.perf_counter()
+    policy = janus_policy("shapes-janus", seed=args.seed, image_tokenizer=image_tokenizer)
+    build.PRETRAIN_WEIGHTS = tuple(args.weights)  # read by pretrain_policy when it draws scenes
+    report = build.pretrain_policy(
+        policy,
+        args.steps,
+        seed=args.seed,
+        wrong_prefix_share=args.share,
+        colour_weight=args.colour_weight,
+        progress=False,
+    )
+    policy.save(out / "policy")
+    shutil.copytree(ASSETS_DIR / "clip", out / "clip")
+    shutil.copy(ASSETS_DIR / "aesthetic.safetensors", out / "aesthetic.safetensors")
+    report.update(weights=args.weights, steps=args.steps, seed=args.seed, threads=args.threads)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    (out / "stage_report.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report))
+
+
+def failure_kind(correct: bool, reason: str) -> str:
+    """Sort one verdict of the shapes oracle by the first thing it found wrong of each kind."""
+    if correct:
+        return KINDS[0]
+    counted = bool(re.search(r">= \d+, found \d+|< \d+$|< \d+;", reason))
+    coloured = "found [" in reason
+    if counted and coloured:
+        return KINDS[3]
+    return KINDS[1] if counted else KINDS[2] if coloured else KINDS[4]
+
+
+@torch.no_grad()
+def failures(args) -> None:
+    policy = load_shapes_policy(root=args.assets)
+    oracle = ShapesOracle()
+    records = shapes_prompt_set("eval")
+    generator = torch.Generator().manual_seed(0)
+    kinds: dict[str, Counter] = defaultdict(Counter)
+    for first in range(0, len(records), 16):
+        chunk = records[first : first + 16]
+        rollout = policy.sample(
+            [r.prompt for r in chunk], samples_per_prompt=args.samples, cfg_scale=1.0,
+            generator=generator,
+        )  # fmt: skip
+        metadata = [chunk[i].metadata for i in rollout.prompt_index.tolist()]
+        verdicts = oracle.judge(policy.decode(rollout.tokens), rollout.sample_prompts, metadata)
+        for verdict, meta in zip(verdicts, metadata, strict=True):
+            kinds[meta["tag"]][failure_kind(verdict.correct, verdict.reason)] += 1
+    print("| category | " + " | ".join(KINDS) + " |")
+    print("|---" * (len(KINDS) + 1) + "|")
+    for tag, counts in kinds.items():
+        total = sum(counts.values())
+        cells = [f"{100 * counts[k] / total:.1f}" for k in KINDS]
+        print(f"| {tag} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="train a variant into this new asset folder")
+    parser.add_argument("--weights", type=float, nargs=6, default=list(build.PRETRAIN_WEIGHTS))
+    parser.add_argument("--share", type=float, default=build.WRONG_PREFIX_SHARE)
+    parser.add_argument("--colour-weight", type=float, default=build.COLOUR_WEIGHT)
+    parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--failures", action="store_true", help="sort held-out failures")
+    parser.add_argument("--assets", default=None, help="asset folder (default: shipped)")
+    parser.add_argument("--samples", type=int, default=8, help="samples per held-out prompt")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.failures == bool(args.out):
+        parser.error("give either --out DIR (train) or --failures")
+    (failures if args.failures else train)(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""benchmarks/policy_stage.py sorts the shapes oracle's verdicts by what it found wrong; checked
+on renders of records that break the prompt in one known way each."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from t2i_gcpo.data.geneval import make_record
+from t2i_gcpo.toy import scenes as S
+from t2i_gcpo.toy.oracle import judge_batch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "policy_stage.py"
+
+
+@pytest.fixture(scope="module")
+def policy_stage():
+    spec = importlib.util.spec_from_file_location("policy_stage", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def two(tag, first, second):
+    return make_record(tag, [{"count": 1, **first}, {"count": 1, **second}])
+
+
+PROMPT = two(
+    "color_attr", {"class": "circle", "color": "red"}, {"class": "square", "color": "blue"}
+)
+DRAWN = {
+    "right": PROMPT,
+    "colour": two(
+        "color_attr", {"class": "circle", "color": "green"}, {"class": "square", "color": "blue"}
+    ),
+    "class or count": two(
+        "color_attr", {"class": "cross", "color": "red"}, {"class": "square", "color": "blue"}
+    ),
+    "class or count and colour": two(
+        "color_attr", {"class": "cross", "color": "red"}, {"class": "square", "color": "green"}
+    ),
+}
+
+
+def test_failure_kinds_follow_what_the_oracle_found_wrong(policy_stage):
+    rng = np.random.default_rng(0)
+    cases = [(kind, S.sample_scene(drawn, rng).image) for kind, drawn in DRAWN.items()]
+    # a relation broken: the circle drawn below the square where the prompt says above
+    above, below = (
+        make_record("position", [{"class": "square", "count": 1},
+                                 {"class": "circle", "count": 1, "position": [where, 0]}])
+        for where in ("above", "below")
+    )  # fmt: skip
+    cases.append(("relation", S.sample_scene(below, rng).image))
+    # one object too many for an exact count
+    three = make_record("counting", [{"class": "circle", "count": 3}])
+    cases.append(("class or count", S.sample_scene(three, rng).image))
+    prompts = [PROMPT] * 4 + [above, make_record("counting", [{"class": "circle", "count": 2}])]
+    verdicts = judge_batch(torch.stack([image for _, image in cases]), prompts)
+    kinds = [policy_stage.failure_kind(v.correct, v.reason) for v in verdicts]
+    assert kinds == [kind for kind, _ in cases], [v.reason for v in verdicts]
+    assert set(kinds) == set(policy_stage.KINDS)
