@@ -104,7 +104,8 @@ colours and places, which a small model learns last, more often. Measured agains
 1.5, 1.5, 3) (benchmarks/policy_stage.py, seed 0, 1 thread; held-out GenEval / single_object /
 color_attr): 27.0 / 85.2 / 3.1% at WRONG_PREFIX_SHARE 0.5 (these weights: 35.0 / 91.4 / 4.7%);
 at share 0.75, 21.7 / 82.8 / 1.6% (blame AUROC 0.902 with the null negative), with the colour
-term at 0.2 32.6 / 90.6 / 6.2%, at 0.5 28.5 / 68.0 / 4.7% (docs/results.md, section 4)."""
+term at 0.1 29.3 / 87.5 / 3.1%, at 0.2 32.6 / 90.6 / 6.2%, at 0.5 28.5 / 68.0 / 4.7%; share 0.75
+on seed 1, 21.4 / 65.6 / 2.3% (blame AUROC 0.782). None ships (docs/results.md, section 4)."""
 
 
 def scene_batch(scenes) -> torch.Tensor:
