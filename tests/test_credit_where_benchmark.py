@@ -1,0 +1,47 @@
+"""benchmarks/credit_where.py's split of an image's patches, on a hand-made mask and tile map."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "credit_where.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("credit_where", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_token_kinds_split_objects_rows_and_the_background_by_tile():
+    credit_where = load()
+    masks = torch.zeros(1, 48, 48, dtype=torch.bool)
+    masks[0, 5:11, 4:12] = True  # patches rows 1-2, columns 1-2 on a 12 x 12 grid of 4 px
+    tiles = torch.full((144,), 3)  # a textured ground tile everywhere...
+    tiles[0] = 0  # ...but the flat tile at the top left
+    tiles[[20, 100]] = -1  # and two coloured patches that no tile draws
+    tiles[13] = -1  # under the object: an object patch whatever its tile
+    kinds = credit_where.token_kinds(masks, (12, 12), tiles)
+    assert kinds["lead"].nonzero().flatten().tolist() == [13, 14]
+    assert kinds["rest"].nonzero().flatten().tolist() == [25, 26]
+    assert kinds["flat"].nonzero().flatten().tolist() == [0]
+    assert kinds["unmatched"].nonzero().flatten().tolist() == [20, 100]
+    assert int(kinds["textured"].sum()) == 144 - 4 - 1 - 2
+    assert torch.equal(kinds["background"], kinds["flat"] | kinds["textured"] | kinds["unmatched"])
+
+
+def test_object_rows_rank_every_detected_object_against_the_rest():
+    credit_where = load()
+    matched = torch.zeros(1, 48, 48, dtype=torch.bool)
+    matched[0, 0:4, 0:4] = True  # patch 0
+    extra = torch.zeros(1, 48, 48, dtype=torch.bool)
+    extra[0, 0:4, 4:8] = True  # patch 1: an object the prompt did not ask for
+    credit = torch.zeros(144)
+    credit[0], credit[1] = 2.0, 3.0  # the extra object gets the most credit
+    rows = credit_where.ObjectRows()
+    rows.add(matched, (12, 12), credit, credit, torch.full((144,), 3), torch.cat([matched, extra]))
+    # the matched object ranks below one background patch (the extra object) of 143
+    assert abs(rows.aurocs["all"][0] - 142 / 143) < 1e-6
+    assert rows.against["unmatched"] == [] and rows.detected == [1.0]
