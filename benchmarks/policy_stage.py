@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from t2i_gcpo.evaluation import judge_images, sampled_batches
 from t2i_gcpo.toy import build
 from t2i_gcpo.toy.assets import ASSETS_DIR, load_shapes_policy
 from t2i_gcpo.toy.models import janus_policy
@@ -44,13 +45,13 @@ def train(args) -> None:
     image_tokenizer = load_shapes_policy().image_tokenizer
     start = time.perf_counter()
     policy = janus_policy("shapes-janus", seed=args.seed, image_tokenizer=image_tokenizer)
-    build.PRETRAIN_WEIGHTS = tuple(args.weights)  # read by pretrain_policy when it draws scenes
     report = build.pretrain_policy(
         policy,
         args.steps,
         seed=args.seed,
-        wrong_prefix_share=args.share,
         colour_weight=args.colour_weight,
+        wrong_prefix_share=args.share,
+        category_weights=tuple(args.weights),
         progress=False,
     )
     policy.save(out / "policy")
@@ -76,18 +77,10 @@ def failure_kind(correct: bool, reason: str) -> str:
 @torch.no_grad()
 def failures(args) -> None:
     policy = load_shapes_policy(root=args.assets)
-    oracle = ShapesOracle()
-    records = shapes_prompt_set("eval")
-    generator = torch.Generator().manual_seed(0)
     kinds: dict[str, Counter] = defaultdict(Counter)
-    for first in range(0, len(records), 16):
-        chunk = records[first : first + 16]
-        rollout = policy.sample(
-            [r.prompt for r in chunk], samples_per_prompt=args.samples, cfg_scale=1.0,
-            generator=generator,
-        )  # fmt: skip
-        metadata = [chunk[i].metadata for i in rollout.prompt_index.tolist()]
-        verdicts = oracle.judge(policy.decode(rollout.tokens), rollout.sample_prompts, metadata)
+    batches = sampled_batches(policy, shapes_prompt_set("eval"), args.samples, cfg_scale=1.0)
+    for _, rollout, images, metadata in batches:
+        verdicts = judge_images(ShapesOracle(), images, rollout.sample_prompts, metadata)
         for verdict, meta in zip(verdicts, metadata, strict=True):
             kinds[meta["tag"]][failure_kind(verdict.correct, verdict.reason)] += 1
     print("| category | " + " | ".join(KINDS) + " |")

@@ -233,6 +233,7 @@ def pretrain_policy(
     flat_share: float = 0.5,
     colour_weight: float = COLOUR_WEIGHT,
     wrong_prefix_share: float = WRONG_PREFIX_SHARE,
+    category_weights: Sequence[float] = PRETRAIN_WEIGHTS,
     progress: bool = True,
 ) -> dict[str, float]:
     """Teach a JanusPolicy to draw the prompts of the "train" split (next-token NLL on its
@@ -262,12 +263,14 @@ def pretrain_policy(
     tokens and stops reading the prompt after them; with these, the rest of the object can only
     be predicted from the prompt, so its words get a gradient at every object token instead of
     one. The null rows keep clean inputs (without a prompt nothing says what is wrong). See
-    WRONG_PREFIX_SHARE for what it measured."""
+    WRONG_PREFIX_SHARE for what it measured.
+
+    `category_weights`: how often each category is drawn (see PRETRAIN_WEIGHTS)."""
     n_flat = round(n_scenes * flat_share) if texture > 0 else 0
     scenes = random_scenes(
-        n_scenes - n_flat, seed + 1, split="train", texture=texture, weights=PRETRAIN_WEIGHTS
+        n_scenes - n_flat, seed + 1, split="train", texture=texture, weights=category_weights
     )
-    scenes += random_scenes(n_flat, seed + 2, split="train", texture=0.0, weights=PRETRAIN_WEIGHTS)
+    scenes += random_scenes(n_flat, seed + 2, split="train", texture=0.0, weights=category_weights)
     codes = encode_scenes(policy, scenes)
     weights = (
         1.0
