@@ -65,7 +65,7 @@ def _add_train(commands) -> None:
         "train",
         help="fine-tune a policy with GCPO, GRPO or DAPO",
         description="Fine-tune a policy with GCPO, GRPO or DAPO. Defaults: GCPO on the shapes "
-        "world, rewarded by its CLIP, evaluated by its oracle.",
+        "world, rewarded by its oracle's partial credit, evaluated by its oracle's strict verdict.",
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
