@@ -1,22 +1,17 @@
 """benchmarks/credit_where.py's split of an image's patches, on a hand-made mask and tile map."""
 
-import importlib.util
-from pathlib import Path
-
+import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "credit_where.py"
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("credit_where", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import benchmark_script
 
 
-def test_token_kinds_split_objects_rows_and_the_background_by_tile():
-    credit_where = load()
+@pytest.fixture(scope="module")
+def credit_where():
+    with benchmark_script("credit_where") as module:
+        yield module
+
+
+def test_token_kinds_split_objects_rows_and_the_background_by_tile(credit_where):
     masks = torch.zeros(1, 48, 48, dtype=torch.bool)
     masks[0, 5:11, 4:12] = True  # patches rows 1-2, columns 1-2 on a 12 x 12 grid of 4 px
     tiles = torch.full((144,), 3)  # a textured ground tile everywhere...
@@ -32,8 +27,7 @@ def test_token_kinds_split_objects_rows_and_the_background_by_tile():
     assert torch.equal(kinds["background"], kinds["flat"] | kinds["textured"] | kinds["unmatched"])
 
 
-def test_object_rows_rank_every_detected_object_against_the_rest():
-    credit_where = load()
+def test_object_rows_rank_every_detected_object_against_the_rest(credit_where):
     matched = torch.zeros(1, 48, 48, dtype=torch.bool)
     matched[0, 0:4, 0:4] = True  # patch 0
     extra = torch.zeros(1, 48, 48, dtype=torch.bool)

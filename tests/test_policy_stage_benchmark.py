@@ -1,26 +1,20 @@
 """benchmarks/policy_stage.py sorts the shapes oracle's verdicts by what it found wrong; checked
 on renders of records that break the prompt in one known way each."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from benchmark_scripts import benchmark_script
 
 from t2i_gcpo.data.geneval import make_record
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.oracle import judge_batch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "policy_stage.py"
-
 
 @pytest.fixture(scope="module")
 def policy_stage():
-    spec = importlib.util.spec_from_file_location("policy_stage", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark_script("policy_stage") as module:
+        yield module
 
 
 def two(tag, first, second):

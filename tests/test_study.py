@@ -1,24 +1,16 @@
 """benchmarks/study.py end to end on a budget far below --quick's: two configurations, two
 steps, six eval prompts (one per category); then a rerun that finds every run done."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "study.py"
+from benchmark_scripts import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("study", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["study"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["study"]
+    with benchmark_script("study") as module:
+        yield module
 
 
 def test_study_runs_summarises_plots_and_resumes(study, tmp_path, capsys):
