@@ -1,9 +1,9 @@
 """The default run's recipe on one GenEval category at a time: what 50 steps of RL move, on the
 prompts it trains on and on that category's held-out prompts.
 
-For each category: the first `--prompts` distinct training prompts of that category
-(prompts/shapes_train.jsonl) are the run's training set, and that category's held-out prompts
-(prompts/shapes_eval.jsonl) its eval set, `--eval-samples` images each. Each run is `t2i-gcpo
+For each category: the first `--prompts` distinct training prompts of that category (the
+"shapes:train" set) are the run's training set, and that category's held-out prompts
+("shapes:eval") its eval set, `--eval-samples` images each. Each run is `t2i-gcpo
 train --seed S` with the defaults otherwise (or `--extra` overrides), in a subprocess on one
 CPU thread, `--jobs` at a time. Printed per category: the training reward (the default reward,
 the oracle's partial credit) over the first and last fifth of the steps (10 of 50), where a
@@ -26,26 +26,29 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+import yaml
+
+from t2i_gcpo.data.prompts import PromptRecord
+from t2i_gcpo.toy.prompts import shapes_prompt_set
+from t2i_gcpo.toy.scenes import CATEGORIES
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
+def write_records(path: Path, records: list[PromptRecord]) -> None:
+    """A prompt file (one JSON object a line) that `--prompts.train` reads back as `records`."""
+    rows = [
+        {"prompt": r.prompt, "negative_prompt": r.negative_prompt, **r.metadata} for r in records
+    ]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
 
-def category_prompts(tag: str, count: int) -> tuple[list[dict], list[dict]]:
+def category_prompts(tag: str, count: int) -> tuple[list[PromptRecord], list[PromptRecord]]:
     """-> (the first `count` distinct training prompts of `tag`, its held-out prompts)."""
     train, seen = [], set()
-    for row in read_jsonl(ROOT / "prompts" / "shapes_train.jsonl"):
-        if row["tag"] == tag and row["prompt"] not in seen and len(train) < count:
-            seen.add(row["prompt"])
-            train.append(row)
-    held_out = [r for r in read_jsonl(ROOT / "prompts" / "shapes_eval.jsonl") if r["tag"] == tag]
+    for record in shapes_prompt_set("train"):
+        if record.metadata["tag"] == tag and record.prompt not in seen and len(train) < count:
+            seen.add(record.prompt)
+            train.append(record)
+    held_out = [r for r in shapes_prompt_set("eval") if r.metadata["tag"] == tag]
     return train, held_out
 
 
@@ -54,8 +57,8 @@ def run_category(tag: str, args) -> float:
     folder = Path(args.out) / tag
     folder.mkdir(parents=True, exist_ok=True)
     train, held_out = category_prompts(tag, args.prompts)
-    write_jsonl(folder / "train.jsonl", train)
-    write_jsonl(folder / "eval.jsonl", held_out)
+    write_records(folder / "train.jsonl", train)
+    write_records(folder / "eval.jsonl", held_out)
     command = [
         sys.executable, "-m", "t2i_gcpo.cli", "train", "--seed", str(args.seed),
         "--prompts.train", str(folder / "train.jsonl"),
@@ -76,6 +79,8 @@ def run_category(tag: str, args) -> float:
 def summary(folder: Path) -> dict:
     """The training reward's first and last fifths and the held-out accuracy of one run."""
     records = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").open()]
+    config = yaml.safe_load((folder / "run" / "config.yaml").read_text())
+    held_out = (folder / "eval.jsonl").read_text().splitlines()
     rewards = [r["reward/mean"] for r in records if "reward/mean" in r]
     evals = [r for r in records if "eval/oracle/all" in r]
     fifth = max(1, len(rewards) // 5)  # 10 of 50 steps
@@ -85,15 +90,9 @@ def summary(folder: Path) -> dict:
         "last": statistics.fmean(rewards[-fifth:]),
         "before": evals[0]["eval/oracle/all"],
         "after": evals[-1]["eval/oracle/all"],
-        "images": len(read_jsonl(folder / "eval.jsonl")) * eval_samples(folder),
+        "images": len(held_out) * config["logging"]["eval_samples_per_prompt"],
         "seconds": float((folder / "wall_seconds.txt").read_text()),
     }
-
-
-def eval_samples(folder: Path) -> int:
-    config = (folder / "run" / "config.yaml").read_text()
-    line = next(x for x in config.splitlines() if "eval_samples_per_prompt" in x)
-    return int(line.split(":")[1])
 
 
 def report(out: Path, tags: list[str]) -> None:
@@ -113,7 +112,7 @@ def report(out: Path, tags: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--categories", nargs="+", default=list(TAGS), choices=TAGS)
+    parser.add_argument("--categories", nargs="+", default=list(CATEGORIES), choices=CATEGORIES)
     parser.add_argument("--prompts", type=int, default=8, help="training prompts a category")
     parser.add_argument("--eval-samples", type=int, default=8, help="images a held-out prompt")
     parser.add_argument("--seed", type=int, default=0)

@@ -6,6 +6,8 @@ import json
 import pytest
 from benchmark_scripts import benchmark_script
 
+from t2i_gcpo.data.prompts import load_prompts
+
 
 @pytest.fixture(scope="module")
 def category_runs():
@@ -15,14 +17,16 @@ def category_runs():
 
 @pytest.mark.parametrize("tag", ["single_object", "counting", "color_attr"])
 def test_a_category_trains_on_distinct_prompts_of_its_own_and_evaluates_on_unseen_ones(
-    category_runs, tag
+    category_runs, tag, tmp_path
 ):
     train, held_out = category_runs.category_prompts(tag, 8)
-    prompts = [r["prompt"] for r in train]
+    prompts = [r.prompt for r in train]
     assert len(prompts) == len(set(prompts)) and 2 <= len(prompts) <= 8
-    assert {r["tag"] for r in train} == {r["tag"] for r in held_out} == {tag}
+    assert {r.metadata["tag"] for r in train} == {r.metadata["tag"] for r in held_out} == {tag}
     assert len(held_out) == 16  # every held-out prompt of the category, repeats included
-    assert not set(prompts) & {r["prompt"] for r in held_out}
+    assert not set(prompts) & {r.prompt for r in held_out}
+    category_runs.write_records(tmp_path / "train.jsonl", train)
+    assert load_prompts(tmp_path / "train.jsonl") == train
 
 
 def test_summary_reads_the_reward_fifths_and_the_first_and_last_evaluation(category_runs, tmp_path):
