@@ -2,15 +2,20 @@
 
 Training (`--out DIR`): the policy stage of `toy build` (`pretrain_policy`, from a fresh
 `shapes-janus` seeded with `--seed`) over the shipped tokenizer, with the pretraining mix, the
-share of wrong prefixes and the colour term's weight given on the command line; DIR receives
-an asset folder (the new policy, the shipped CLIP and aesthetic head) for
+share of wrong prefixes, the colour term's weight and the object boxes' weight given on the
+command line; DIR receives an asset folder (the new policy, the shipped CLIP and aesthetic
+head) for
 
     python benchmarks/shapes_quality.py --assets DIR
 
 Failures (`--failures [--assets DIR]`): the held-out prompts sampled as shapes_quality.py
 samples them (`--samples` a prompt, seed 0, guidance 1), each wrong image sorted by what the
 oracle found wrong: a class or count (an object missing or one too many), a colour, both, or
-only a relation; one row per category, in percent of its images.
+only a relation; one row per category, in percent of its images, with the mean number of
+objects the oracle found in an image (named or not) beyond the number the prompt asks for.
+Then how many object tokens the policy expects where a true scene has only ground: the
+probability it puts on object codes, teacher-forced on train-split scenes, summed over the
+tokens outside every object's box (`object_mass_on_ground`).
 
     python benchmarks/policy_stage.py --out /tmp/variant --share 0.75 --colour-weight 0.2
     python benchmarks/policy_stage.py --failures [--assets /tmp/variant]
@@ -30,6 +35,7 @@ import torch
 
 from t2i_gcpo.evaluation import judge_images, sampled_batches
 from t2i_gcpo.toy import build
+from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.assets import ASSETS_DIR, load_shapes_policy
 from t2i_gcpo.toy.models import janus_policy
 from t2i_gcpo.toy.prompts import shapes_prompt_set
@@ -45,19 +51,19 @@ def train(args) -> None:
     image_tokenizer = load_shapes_policy().image_tokenizer
     start = time.perf_counter()
     policy = janus_policy("shapes-janus", seed=args.seed, image_tokenizer=image_tokenizer)
-    report = build.pretrain_policy(
-        policy,
-        args.steps,
-        seed=args.seed,
-        colour_weight=args.colour_weight,
-        wrong_prefix_share=args.share,
-        category_weights=tuple(args.weights),
-        progress=False,
-    )
+    recipe = {
+        "colour_weight": args.colour_weight,
+        "object_weight": args.object_weight,
+        "start_weight": args.start_weight,
+        "choice_only": args.choice_only,
+        "wrong_prefix_share": args.share,
+        "category_weights": tuple(args.weights),
+    }
+    report = build.pretrain_policy(policy, args.steps, seed=args.seed, progress=False, **recipe)
     policy.save(out / "policy")
     shutil.copytree(ASSETS_DIR / "clip", out / "clip")
     shutil.copy(ASSETS_DIR / "aesthetic.safetensors", out / "aesthetic.safetensors")
-    report.update(weights=args.weights, steps=args.steps, seed=args.seed, threads=args.threads)
+    report.update(recipe, steps=args.steps, seed=args.seed, threads=args.threads)
     report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "stage_report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
@@ -74,21 +80,51 @@ def failure_kind(correct: bool, reason: str) -> str:
     return KINDS[1] if counted else KINDS[2] if coloured else KINDS[4]
 
 
+def objects_beyond_prompt(verdict, metadata: dict) -> int:
+    """How many more objects the shapes oracle found in an image (named or not) than its
+    prompt asks for (negative: fewer)."""
+    return verdict.details["found"] - sum(int(req["count"]) for req in metadata["include"])
+
+
+@torch.no_grad()
+def object_mass_on_ground(policy, scenes, batch_size: int = 32) -> torch.Tensor:
+    """(N,): for each scene, teacher-forced under its prompt, the probability the policy puts on
+    object codes summed over the tokens outside every object's box (all ground in the truth):
+    how many object tokens it expects where the scene has none."""
+    object_codes = build.code_colours(policy.image_tokenizer) >= 0
+    codes = build.encode_scenes(policy, scenes)
+    outside = ~torch.stack([S.box_patches(scene.objects).flatten() for scene in scenes])
+    masses = []
+    for start in range(0, len(scenes), batch_size):
+        rows = slice(start, start + batch_size)
+        logits = policy.token_logits([scene.prompt for scene in scenes[rows]], codes[rows])
+        mass = logits.float().softmax(-1)[..., object_codes].sum(-1)
+        masses.append((mass * outside[rows]).sum(-1))
+    return torch.cat(masses)
+
+
 @torch.no_grad()
 def failures(args) -> None:
     policy = load_shapes_policy(root=args.assets)
     kinds: dict[str, Counter] = defaultdict(Counter)
+    surplus: dict[str, list[int]] = defaultdict(list)
     batches = sampled_batches(policy, shapes_prompt_set("eval"), args.samples, cfg_scale=1.0)
     for _, rollout, images, metadata in batches:
         verdicts = judge_images(ShapesOracle(), images, rollout.sample_prompts, metadata)
         for verdict, meta in zip(verdicts, metadata, strict=True):
             kinds[meta["tag"]][failure_kind(verdict.correct, verdict.reason)] += 1
-    print("| category | " + " | ".join(KINDS) + " |")
-    print("|---" * (len(KINDS) + 1) + "|")
+            surplus[meta["tag"]].append(objects_beyond_prompt(verdict, meta))
+    print("| category | " + " | ".join(KINDS) + " | objects found - asked |")
+    print("|---" * (len(KINDS) + 2) + "|")
     for tag, counts in kinds.items():
         total = sum(counts.values())
         cells = [f"{100 * counts[k] / total:.1f}" for k in KINDS]
+        cells.append(f"{sum(surplus[tag]) / len(surplus[tag]):+.2f}")
         print(f"| {tag} | " + " | ".join(cells) + " |")
+    scenes = S.random_scenes(192, 5, split="train")
+    mass = object_mass_on_ground(policy, scenes).mean().item()
+    print(f"object-code probability summed over the ground outside the boxes: {mass:.2f} an image")
+    print(f"(teacher-forced on {len(scenes)} train-split scenes under their prompts)")
 
 
 def main() -> None:
@@ -97,6 +133,9 @@ def main() -> None:
     parser.add_argument("--weights", type=float, nargs=6, default=list(build.PRETRAIN_WEIGHTS))
     parser.add_argument("--share", type=float, default=build.WRONG_PREFIX_SHARE)
     parser.add_argument("--colour-weight", type=float, default=build.COLOUR_WEIGHT)
+    parser.add_argument("--object-weight", type=float, default=build.OBJECT_WEIGHT)
+    parser.add_argument("--start-weight", type=float, default=None)
+    parser.add_argument("--choice-only", action="store_true")
     parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

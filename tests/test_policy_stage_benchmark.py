@@ -8,7 +8,10 @@ from benchmark_scripts import benchmark_script
 
 from t2i_gcpo.data.geneval import make_record
 from t2i_gcpo.toy import scenes as S
+from t2i_gcpo.toy.assets import load_shapes_policy
+from t2i_gcpo.toy.build import code_colours
 from t2i_gcpo.toy.oracle import judge_batch
+from t2i_gcpo.toy.rewards import ShapesOracle
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +59,29 @@ def test_failure_kinds_follow_what_the_oracle_found_wrong(policy_stage):
     kinds = [policy_stage.failure_kind(v.correct, v.reason) for v in verdicts]
     assert kinds == [kind for kind, _ in cases], [v.reason for v in verdicts]
     assert set(kinds) == set(policy_stage.KINDS)
+
+
+def test_objects_beyond_prompt_counts_what_the_oracle_found(policy_stage):
+    rng = np.random.default_rng(1)
+    asked = make_record("counting", [{"class": "circle", "count": 2}])
+    drawn = [make_record("counting", [{"class": "circle", "count": n}]) for n in (1, 2, 3)]
+    drawn.append(two("two_object", {"class": "circle"}, {"class": "cross"}))
+    images = torch.stack([S.sample_scene(record, rng).image for record in drawn])
+    verdicts = ShapesOracle().judge(images, [asked["prompt"]] * 4, [asked] * 4)
+    surplus = [policy_stage.objects_beyond_prompt(v, asked) for v in verdicts]
+    assert surplus == [-1, 0, 1, 0]  # a cross counts as an object found, though not a circle
+
+
+def test_object_mass_on_ground_sums_object_codes_outside_the_boxes(policy_stage, monkeypatch):
+    policy = load_shapes_policy()
+    colours = code_colours(policy.image_tokenizer)
+    ground, red = int((colours < 0).nonzero()[0]), int((colours == 0).nonzero()[0])
+    logits = torch.full((colours.numel(),), -1e4)
+    logits[[ground, red]] = 0.0  # half on a ground code, half on a red object code
+    monkeypatch.setattr(
+        policy, "token_logits", lambda prompts, tokens: logits.expand(*tokens.shape, -1)
+    )
+    scenes = S.random_scenes(5, 3, "train")
+    outside = [int((~S.box_patches(scene.objects)).sum()) for scene in scenes]
+    mass = policy_stage.object_mass_on_ground(policy, scenes, batch_size=2)
+    assert torch.allclose(mass, 0.5 * torch.tensor(outside, dtype=torch.float32), rtol=1e-5)

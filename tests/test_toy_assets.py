@@ -16,6 +16,7 @@ from reward_models.aesthetic_head import AestheticMLP
 from t2i_gcpo.cli import main
 from t2i_gcpo.evaluation import evaluate_policy, first_tokens
 from t2i_gcpo.policies import load_policy
+from t2i_gcpo.toy import build
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.assets import (
     ASSETS_DIR,
@@ -33,6 +34,8 @@ from t2i_gcpo.toy.build import (
     colour_term,
     degraded_pairs,
     mine_negatives,
+    object_choice_logprobs,
+    object_weights,
     partner_scenes,
     pretrain_policy,
     train_aesthetic,
@@ -118,6 +121,61 @@ def test_colour_term_is_the_cross_entropy_among_pooled_colours():
     expected = math.log((math.e + 4.0) / 4.0)
     assert math.isclose(colour_term(logits, tokens, colours, where).item(), expected, rel_tol=1e-6)
     assert colour_term(logits, tokens, colours, torch.zeros(1, 2, dtype=torch.bool)).item() == 0
+
+
+def test_object_weights_weigh_boxes_and_set_their_first_tokens_apart():
+    rng = np.random.default_rng(0)
+    # boxes: x 8-16, y 4-12 -> rows 1-2, columns 2-3; x 30-48, y 20-38 -> columns 7-11, rows 5-9
+    scene = S.draw([S.SceneObject("square", "red", 8, 4, 8),
+                    S.SceneObject("circle", "blue", 30, 20, 18)], rng)  # fmt: skip
+    box = torch.zeros(12, 12, dtype=torch.bool)
+    box[1:3, 2:4] = True
+    box[5:10, 7:12] = True
+    weights, starts = object_weights([scene, S.draw([], rng)], 8.0)
+    assert torch.equal(weights[0], torch.where(box.flatten(), 8.0, 1.0))
+    assert starts[0].nonzero().flatten().tolist() == [1 * 12 + 2, 5 * 12 + 7]
+    assert (weights[1] == 1).all() and not starts[1].any()
+    calibrated, same = object_weights([scene], 8.0, start_weight=1.0)
+    assert torch.equal(same, starts[:1])
+    assert torch.equal(calibrated[0], torch.where(box.flatten() & ~starts[0], 8.0, 1.0))
+
+
+def test_object_choice_logprobs_are_the_tokens_among_the_object_codes():
+    object_codes = torch.tensor([False, True, True, True])
+    logits = torch.tensor([[5.0, 0.0, math.log(2.0), math.log(5.0)]])
+    # among the object codes, probabilities 1/8, 2/8 and 5/8, whatever the ground code's logit
+    choice = object_choice_logprobs(logits, torch.tensor([2]), object_codes)
+    assert math.isclose(choice.item(), math.log(2.0 / 8.0), rel_tol=1e-6)
+    # with the log-probability that an object code is drawn, it adds up to the token's
+    start = logits.log_softmax(-1)[0, 1:].logsumexp(-1)
+    assert math.isclose((choice + start).item(), logits.log_softmax(-1)[0, 2].item(), rel_tol=1e-6)
+
+
+def test_pretraining_weighs_which_object_code_apart_from_whether_an_object(monkeypatch):
+    tokenizer, _ = build_tokenizer(64, 2, seed=0)
+    picked = {}
+    split = build.object_choice_logprobs
+
+    def counted(logits, tokens, object_codes):
+        picked[mode].append(len(tokens))
+        return split(logits, tokens, object_codes)
+
+    monkeypatch.setattr(build, "object_choice_logprobs", counted)
+    for mode, kwargs in {"start": {"start_weight": 1.0}, "choice": {"choice_only": True}}.items():
+        picked[mode] = []
+        policy = janus_policy("shapes-janus", seed=0, image_tokenizer=tokenizer)
+        before = [p.detach().clone() for p in policy.trainable_parameters()]
+        report = pretrain_policy(
+            policy, 2, batch_size=16, n_scenes=64, flat_share=0.0, progress=False, **kwargs
+        )
+        assert len(picked[mode]) == 2 and math.isfinite(report["nll"])
+        assert any(
+            not torch.equal(a, b)
+            for a, b in zip(before, policy.trainable_parameters(), strict=True)
+        )
+    # squares start at their box's corner in their colour's code, so some box starts are split;
+    # with choice_only every token drawn in an object's code is, many per object
+    assert sum(picked["start"]) > 0 and sum(picked["choice"]) > 10 * sum(picked["start"])
 
 
 def test_pretraining_with_the_colour_term_trains_on_it():

@@ -35,6 +35,7 @@ from t2i_gcpo.toy.models import (
 )
 from t2i_gcpo.toy.scenes import (
     COLORS,
+    GRID,
     IMAGE_SIZE,
     PATCH,
     SHAPES,
@@ -230,6 +231,8 @@ def pretrain_policy(
     weight_decay: float = 0.1,
     attention_dropout: float = 0.1,
     object_weight: float = OBJECT_WEIGHT,
+    start_weight: float | None = None,
+    choice_only: bool = False,
     flat_share: float = 0.5,
     colour_weight: float = COLOUR_WEIGHT,
     wrong_prefix_share: float = WRONG_PREFIX_SHARE,
@@ -265,6 +268,13 @@ def pretrain_policy(
     one. The null rows keep clean inputs (without a prompt nothing says what is wrong). See
     WRONG_PREFIX_SHARE for what it measured.
 
+    Extra objects: weighing a token raises what the policy predicts wherever the context looks
+    the same, and nothing before an object says that it starts, so (1) raises the probability
+    of starting an object everywhere: the policy draws several where the prompt asks for one.
+    `start_weight` weighs each box's first token apart (see `object_weights`); `choice_only`
+    weighs every token 1 and only which object code a token is (`object_choice_logprobs`)
+    `object_weight`. Measured in docs/results.md, section 4 ("Extra objects").
+
     `category_weights`: how often each category is drawn (see PRETRAIN_WEIGHTS)."""
     n_flat = round(n_scenes * flat_share) if texture > 0 else 0
     scenes = random_scenes(
@@ -272,13 +282,13 @@ def pretrain_policy(
     )
     scenes += random_scenes(n_flat, seed + 2, split="train", texture=0.0, weights=category_weights)
     codes = encode_scenes(policy, scenes)
-    weights = (
-        1.0
-        + (object_weight - 1.0)
-        * torch.stack([box_patches(scene.objects).flatten() for scene in scenes]).float()
-    )
+    colours = code_colours(policy.image_tokenizer)
+    object_codes = colours >= 0
+    weights, starts = object_weights(scenes, object_weight, start_weight)
+    starts &= object_codes[codes]  # box starts whose choice is split: which object, at full weight
+    if choice_only:  # every token weighs 1; which object code a token is weighs object_weight
+        weights, starts = torch.ones_like(weights), object_codes[codes]
     if colour_weight:  # where the colour term applies: first tokens of objects named a colour
-        colours = code_colours(policy.image_tokenizer)
         named = [any("color" in req for req in s.metadata["include"]) for s in scenes]
         choices = torch.stack([first_patches(scene.masks).flatten() for scene in scenes])
         choices &= torch.tensor(named)[:, None] & (colours[codes] >= 0)
@@ -319,7 +329,17 @@ def pretrain_policy(
         if n_null:
             null_logp = policy.token_logprobs(prompts[:n_null], tokens[:n_null], "null")
             loss = loss - (null_logp * weight[:n_null]).sum()
-        loss = loss / weight.sum()
+        total = weight.sum()
+        if choice_only or (start_weight is not None and start_weight != object_weight):
+            # at a token drawn in an object's code: whether it is an object code weighs as
+            # above, which object code it is object_weight
+            where = starts[pick][n_null:]
+            within = object_choice_logprobs(logits[where], tokens[n_null:][where], object_codes)
+            extra = object_weight - (1.0 if choice_only else start_weight)
+            loss = loss - extra * within.sum()
+            if choice_only:
+                total = total + extra * where.sum()
+        loss = loss / total
         if colour_weight:
             where = choices[pick][n_null:]
             colour = colour_term(logits, tokens[n_null:], colours, where)
@@ -337,6 +357,42 @@ def pretrain_policy(
         "colour_term": colour.item(),
         "wrong_prefix_share": wrong_prefix_share,
     }
+
+
+def object_weights(
+    scenes, object_weight: float, start_weight: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pretraining's token weights (N, T) and each object box's first token (N, T) bool.
+
+    The tokens of every object's box weigh `object_weight`, the rest 1. With `start_weight`,
+    each box's first token in raster order (its top-left patch; boxes never overlap) weighs
+    that instead: nothing before it says that an object starts there, so a weight above 1 there
+    raises the probability of starting an object everywhere the context looks alike, and the
+    policy draws extra objects."""
+    boxes = torch.stack([box_patches(scene.objects).flatten() for scene in scenes])
+    weights = 1.0 + (object_weight - 1.0) * boxes.float()
+    starts = torch.zeros_like(boxes)
+    corners = [
+        (i, int(obj.y // PATCH) * GRID + int(obj.x // PATCH))
+        for i, scene in enumerate(scenes)
+        for obj in scene.objects
+    ]
+    if corners:
+        starts[tuple(torch.tensor(corners).T)] = True
+    if start_weight is not None:
+        weights[starts] = start_weight
+    return weights, starts
+
+
+def object_choice_logprobs(
+    logits: torch.Tensor, tokens: torch.Tensor, object_codes: torch.Tensor
+) -> torch.Tensor:
+    """logits (M, K), tokens (M,) that are object codes, object_codes (K,) bool -> (M,) the
+    log-probability of each token among the object codes alone, log p(y) - log p(any object
+    code). The NLL of an object's first token is -log p(any object code) (that an object starts
+    there) plus minus this (which one it is), so the two can be weighed apart."""
+    logp = logits.float().log_softmax(-1)
+    return logp.gather(-1, tokens[:, None])[:, 0] - logp[:, object_codes].logsumexp(-1)
 
 
 def set_attention_dropout(policy, rate: float) -> None:
