@@ -55,6 +55,7 @@ def train(args) -> None:
         "colour_weight": args.colour_weight,
         "object_weight": args.object_weight,
         "start_weight": args.start_weight,
+        "start_rows": args.start_rows,
         "choice_only": args.choice_only,
         "wrong_prefix_share": args.share,
         "category_weights": tuple(args.weights),
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--colour-weight", type=float, default=build.COLOUR_WEIGHT)
     parser.add_argument("--object-weight", type=float, default=build.OBJECT_WEIGHT)
     parser.add_argument("--start-weight", type=float, default=None)
+    parser.add_argument("--start-rows", action="store_true")
     parser.add_argument("--choice-only", action="store_true")
     parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])
     parser.add_argument("--seed", type=int, default=0)

@@ -138,6 +138,11 @@ def test_object_weights_weigh_boxes_and_set_their_first_tokens_apart():
     calibrated, same = object_weights([scene], 8.0, start_weight=1.0)
     assert torch.equal(same, starts[:1])
     assert torch.equal(calibrated[0], torch.where(box.flatten() & ~starts[0], 8.0, 1.0))
+    rows, first_rows = object_weights([scene], 8.0, start_weight=1.0, start_rows=True)
+    expected = torch.zeros(12, 12, dtype=torch.bool)
+    expected[1, 2:4] = expected[5, 7:12] = True
+    assert torch.equal(first_rows[0], expected.flatten())
+    assert torch.equal(rows[0], torch.where(box.flatten() & ~expected.flatten(), 8.0, 1.0))
 
 
 def test_object_choice_logprobs_are_the_tokens_among_the_object_codes():

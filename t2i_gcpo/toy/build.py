@@ -232,6 +232,7 @@ def pretrain_policy(
     attention_dropout: float = 0.1,
     object_weight: float = OBJECT_WEIGHT,
     start_weight: float | None = None,
+    start_rows: bool = False,
     choice_only: bool = False,
     flat_share: float = 0.5,
     colour_weight: float = COLOUR_WEIGHT,
@@ -271,7 +272,8 @@ def pretrain_policy(
     Extra objects: weighing a token raises what the policy predicts wherever the context looks
     the same, and nothing before an object says that it starts, so (1) raises the probability
     of starting an object everywhere: the policy draws several where the prompt asks for one.
-    `start_weight` weighs each box's first token apart (see `object_weights`); `choice_only`
+    `start_weight` weighs each box's first token (`start_rows`: its first row) apart (see
+    `object_weights`); `choice_only`
     weighs every token 1 and only which object code a token is (`object_choice_logprobs`)
     `object_weight`. Measured in docs/results.md, section 4 ("Extra objects").
 
@@ -284,7 +286,7 @@ def pretrain_policy(
     codes = encode_scenes(policy, scenes)
     colours = code_colours(policy.image_tokenizer)
     object_codes = colours >= 0
-    weights, starts = object_weights(scenes, object_weight, start_weight)
+    weights, starts = object_weights(scenes, object_weight, start_weight, start_rows)
     starts &= object_codes[codes]  # box starts whose choice is split: which object, at full weight
     if choice_only:  # every token weighs 1; which object code a token is weighs object_weight
         weights, starts = torch.ones_like(weights), object_codes[codes]
@@ -360,7 +362,7 @@ def pretrain_policy(
 
 
 def object_weights(
-    scenes, object_weight: float, start_weight: float | None = None
+    scenes, object_weight: float, start_weight: float | None = None, start_rows: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pretraining's token weights (N, T) and each object box's first token (N, T) bool.
 
@@ -368,7 +370,9 @@ def object_weights(
     each box's first token in raster order (its top-left patch; boxes never overlap) weighs
     that instead: nothing before it says that an object starts there, so a weight above 1 there
     raises the probability of starting an object everywhere the context looks alike, and the
-    policy draws extra objects."""
+    policy draws extra objects. With `start_rows`, the same holds for each box's whole first row
+    (boxes lie at least a tile apart, so the token above it is ground), where the ground tiles
+    before an object's first coloured token look like the textured ground's flat tile."""
     boxes = torch.stack([box_patches(scene.objects).flatten() for scene in scenes])
     weights = 1.0 + (object_weight - 1.0) * boxes.float()
     starts = torch.zeros_like(boxes)
@@ -379,6 +383,11 @@ def object_weights(
     ]
     if corners:
         starts[tuple(torch.tensor(corners).T)] = True
+    if start_rows:  # each box's whole first row: the tokens with no box above them
+        grid = boxes.view(-1, GRID, GRID)
+        above = torch.zeros_like(grid)
+        above[:, 1:] = grid[:, :-1]
+        starts = (grid & ~above).flatten(1)
     if start_weight is not None:
         weights[starts] = start_weight
     return weights, starts
