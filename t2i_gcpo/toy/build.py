@@ -56,7 +56,9 @@ SCENES = {"tokenizer": 4000, "policy": 76800, "clip": 20000, "aesthetic": 16384}
 """Scenes each stage draws at --steps-scale 1 (fewer, at least 256, below 1)."""
 CODEBOOK_SIZE = 512
 OBJECT_WEIGHT = 8.0
-"""How much more an object box's token weighs than a background token in pretraining."""
+"""How much more an object box's token weighs than a background token in pretraining. It also
+raises the probability of starting an object on the ground, so the policy draws extra objects;
+the ways of weighing that were measured are in `pretrain_policy` ("Extra objects")."""
 COLOUR_WEIGHT = 0.0
 """Weight of pretraining's colour term (see `colour_term`) against the mean token NLL: 0, off,
 in the shipped build. At 1 it binds colour words but the policy loses the class words (see
