@@ -2,9 +2,10 @@
 
 Training (`--out DIR`): the policy stage of `toy build` (`pretrain_policy`, from a fresh
 `shapes-janus` seeded with `--seed`) over the shipped tokenizer, with the pretraining mix, the
-share of wrong prefixes, the colour term's weight and the object boxes' weight given on the
-command line; DIR receives an asset folder (the new policy, the shipped CLIP and aesthetic
-head) for
+share of wrong prefixes, the colour term's weight and the object boxes' weighting
+(`--object-weight`, `--start-weight`, `--start-rows`, `--choice-only`; see `pretrain_policy`)
+given on the command line; DIR receives an asset folder (the new policy, the shipped CLIP and
+aesthetic head) for
 
     python benchmarks/shapes_quality.py --assets DIR
 

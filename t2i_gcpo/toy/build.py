@@ -35,7 +35,6 @@ from t2i_gcpo.toy.models import (
 )
 from t2i_gcpo.toy.scenes import (
     COLORS,
-    GRID,
     IMAGE_SIZE,
     PATCH,
     SHAPES,
@@ -275,9 +274,9 @@ def pretrain_policy(
     the same, and nothing before an object says that it starts, so (1) raises the probability
     of starting an object everywhere: the policy draws several where the prompt asks for one.
     `start_weight` weighs each box's first token (`start_rows`: its first row) apart (see
-    `object_weights`); `choice_only`
-    weighs every token 1 and only which object code a token is (`object_choice_logprobs`)
-    `object_weight`. Measured in docs/results.md, section 4 ("Extra objects").
+    `object_weights`); `choice_only` weighs every token 1 and only which object code a token is
+    (`object_choice_logprobs`) `object_weight`. Measured in docs/results.md, section 4 ("Extra
+    objects").
 
     `category_weights`: how often each category is drawn (see PRETRAIN_WEIGHTS)."""
     n_flat = round(n_scenes * flat_share) if texture > 0 else 0
@@ -295,7 +294,7 @@ def pretrain_policy(
     if colour_weight:  # where the colour term applies: first tokens of objects named a colour
         named = [any("color" in req for req in s.metadata["include"]) for s in scenes]
         choices = torch.stack([first_patches(scene.masks).flatten() for scene in scenes])
-        choices &= torch.tensor(named)[:, None] & (colours[codes] >= 0)
+        choices &= torch.tensor(named)[:, None] & object_codes[codes]
     inputs = codes
     if wrong_prefix_share > 0:  # the teacher-forced input of some scenes: one object wrong
         rng = np.random.default_rng(seed + 3)
@@ -375,21 +374,12 @@ def object_weights(
     policy draws extra objects. With `start_rows`, the same holds for each box's whole first row
     (boxes lie at least a tile apart, so the token above it is ground), where the ground tiles
     before an object's first coloured token look like the textured ground's flat tile."""
-    boxes = torch.stack([box_patches(scene.objects).flatten() for scene in scenes])
-    weights = 1.0 + (object_weight - 1.0) * boxes.float()
-    starts = torch.zeros_like(boxes)
-    corners = [
-        (i, int(obj.y // PATCH) * GRID + int(obj.x // PATCH))
-        for i, scene in enumerate(scenes)
-        for obj in scene.objects
-    ]
-    if corners:
-        starts[tuple(torch.tensor(corners).T)] = True
-    if start_rows:  # each box's whole first row: the tokens with no box above them
-        grid = boxes.view(-1, GRID, GRID)
-        above = torch.zeros_like(grid)
-        above[:, 1:] = grid[:, :-1]
-        starts = (grid & ~above).flatten(1)
+    boxes = torch.stack([box_patches(scene.objects) for scene in scenes])  # (N, GRID, GRID)
+    weights = 1.0 + (object_weight - 1.0) * boxes.flatten(1).float()
+    starts = boxes & ~F.pad(boxes, (0, 0, 1, 0))[:, :-1]  # first rows: no box above them
+    if not start_rows:  # first tokens: no box to their left either
+        starts &= ~F.pad(starts, (1, 0))[:, :, :-1]
+    starts = starts.flatten(1)
     if start_weight is not None:
         weights[starts] = start_weight
     return weights, starts
