@@ -3,7 +3,7 @@
 Training (`--out DIR`): the policy stage of `toy build` (`pretrain_policy`, from a fresh
 `shapes-janus` seeded with `--seed`) over the shipped tokenizer, with the pretraining mix, the
 share of wrong prefixes, the colour term's weight and the object boxes' weighting
-(`--object-weight`, `--start-weight`, `--start-rows`, `--choice-only`; see `pretrain_policy`)
+(`--object-weight`, `--start-weight`, `--start-span`, `--choice-only`; see `pretrain_policy`)
 given on the command line; DIR receives an asset folder (the new policy, the shipped CLIP and
 aesthetic head) for
 
@@ -56,7 +56,7 @@ def train(args) -> None:
         "colour_weight": args.colour_weight,
         "object_weight": args.object_weight,
         "start_weight": args.start_weight,
-        "start_rows": args.start_rows,
+        "start_span": args.start_span,
         "choice_only": args.choice_only,
         "wrong_prefix_share": args.share,
         "category_weights": tuple(args.weights),
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--colour-weight", type=float, default=build.COLOUR_WEIGHT)
     parser.add_argument("--object-weight", type=float, default=build.OBJECT_WEIGHT)
     parser.add_argument("--start-weight", type=float, default=None)
-    parser.add_argument("--start-rows", action="store_true")
+    parser.add_argument("--start-span", choices=("token", "row", "lead"), default="token")
     parser.add_argument("--choice-only", action="store_true")
     parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])
     parser.add_argument("--seed", type=int, default=0)

@@ -123,7 +123,7 @@ def test_colour_term_is_the_cross_entropy_among_pooled_colours():
     assert colour_term(logits, tokens, colours, torch.zeros(1, 2, dtype=torch.bool)).item() == 0
 
 
-def test_object_weights_weigh_boxes_and_set_their_first_tokens_apart():
+def test_object_weights_weigh_boxes_and_set_their_starts_apart():
     rng = np.random.default_rng(0)
     # boxes: x 8-16, y 4-12 -> rows 1-2, columns 2-3; x 30-48, y 20-38 -> columns 7-11, rows 5-9
     scene = S.draw([S.SceneObject("square", "red", 8, 4, 8),
@@ -138,11 +138,27 @@ def test_object_weights_weigh_boxes_and_set_their_first_tokens_apart():
     calibrated, same = object_weights([scene], 8.0, start_weight=1.0)
     assert torch.equal(same, starts[:1])
     assert torch.equal(calibrated[0], torch.where(box.flatten() & ~starts[0], 8.0, 1.0))
-    rows, first_rows = object_weights([scene], 8.0, start_weight=1.0, start_rows=True)
+    rows, first_rows = object_weights([scene], 8.0, start_weight=1.0, start_span="row")
     expected = torch.zeros(12, 12, dtype=torch.bool)
     expected[1, 2:4] = expected[5, 7:12] = True
     assert torch.equal(first_rows[0], expected.flatten())
     assert torch.equal(rows[0], torch.where(box.flatten() & ~expected.flatten(), 8.0, 1.0))
+    # "lead": each box up to its first token drawn in an object code; later ones do not count
+    drawn = torch.zeros(1, 12, 12, dtype=torch.bool)
+    drawn[0, 1, 2] = drawn[0, 5, 9] = drawn[0, 6, 8] = True
+    lead, leads = object_weights([scene], 8.0, 1.0, "lead", drawn.flatten(1))
+    expected = torch.zeros(12, 12, dtype=torch.bool)
+    expected[1, 2] = True
+    expected[5, 7:10] = True
+    assert torch.equal(leads[0], expected.flatten())
+    assert torch.equal(lead[0], torch.where(box.flatten() & ~expected.flatten(), 8.0, 1.0))
+    # a box with nothing drawn in an object code is all lead
+    _, nothing = object_weights([scene], 8.0, 1.0, "lead", torch.zeros(1, 144, dtype=torch.bool))
+    assert torch.equal(nothing[0], box.flatten())
+    with pytest.raises(ValueError, match="needs `drawn`"):
+        object_weights([scene], 8.0, 1.0, "lead")
+    with pytest.raises(ValueError, match="start_span"):
+        object_weights([scene], 8.0, 1.0, "rows")
 
 
 def test_object_choice_logprobs_are_the_tokens_among_the_object_codes():

@@ -233,7 +233,7 @@ def pretrain_policy(
     attention_dropout: float = 0.1,
     object_weight: float = OBJECT_WEIGHT,
     start_weight: float | None = None,
-    start_rows: bool = False,
+    start_span: str = "token",
     choice_only: bool = False,
     flat_share: float = 0.5,
     colour_weight: float = COLOUR_WEIGHT,
@@ -273,10 +273,10 @@ def pretrain_policy(
     Extra objects: weighing a token raises what the policy predicts wherever the context looks
     the same, and nothing before an object says that it starts, so (1) raises the probability
     of starting an object everywhere: the policy draws several where the prompt asks for one.
-    `start_weight` weighs each box's first token (`start_rows`: its first row) apart (see
-    `object_weights`); `choice_only` weighs every token 1 and only which object code a token is
-    (`object_choice_logprobs`) `object_weight`. Measured in docs/results.md, section 4 ("Extra
-    objects").
+    `start_weight` weighs each box's start (`start_span`: its first token, its first row, or its
+    tokens up to its object's first coloured one) apart (see `object_weights`); `choice_only`
+    weighs every token 1 and only which object code a token is (`object_choice_logprobs`)
+    `object_weight`. Measured in docs/results.md, section 4 ("Extra objects").
 
     `category_weights`: how often each category is drawn (see PRETRAIN_WEIGHTS)."""
     n_flat = round(n_scenes * flat_share) if texture > 0 else 0
@@ -287,14 +287,15 @@ def pretrain_policy(
     codes = encode_scenes(policy, scenes)
     colours = code_colours(policy.image_tokenizer)
     object_codes = colours >= 0
-    weights, starts = object_weights(scenes, object_weight, start_weight, start_rows)
-    starts &= object_codes[codes]  # box starts whose choice is split: which object, at full weight
+    drawn = object_codes[codes]
+    weights, starts = object_weights(scenes, object_weight, start_weight, start_span, drawn)
+    starts &= drawn  # box starts whose choice is split: which object, at full weight
     if choice_only:  # every token weighs 1; which object code a token is weighs object_weight
-        weights, starts = torch.ones_like(weights), object_codes[codes]
+        weights, starts = torch.ones_like(weights), drawn
     if colour_weight:  # where the colour term applies: first tokens of objects named a colour
         named = [any("color" in req for req in s.metadata["include"]) for s in scenes]
         choices = torch.stack([first_patches(scene.masks).flatten() for scene in scenes])
-        choices &= torch.tensor(named)[:, None] & object_codes[codes]
+        choices &= torch.tensor(named)[:, None] & drawn
     inputs = codes
     if wrong_prefix_share > 0:  # the teacher-forced input of some scenes: one object wrong
         rng = np.random.default_rng(seed + 3)
@@ -363,23 +364,47 @@ def pretrain_policy(
 
 
 def object_weights(
-    scenes, object_weight: float, start_weight: float | None = None, start_rows: bool = False
+    scenes,
+    object_weight: float,
+    start_weight: float | None = None,
+    start_span: str = "token",
+    drawn: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pretraining's token weights (N, T) and each object box's first token (N, T) bool.
+    """Pretraining's token weights (N, T) and each object box's start (N, T) bool.
 
     The tokens of every object's box weigh `object_weight`, the rest 1. With `start_weight`,
-    each box's first token in raster order (its top-left patch; boxes never overlap) weighs
-    that instead: nothing before it says that an object starts there, so a weight above 1 there
-    raises the probability of starting an object everywhere the context looks alike, and the
-    policy draws extra objects. With `start_rows`, the same holds for each box's whole first row
-    (boxes lie at least a tile apart, so the token above it is ground), where the ground tiles
-    before an object's first coloured token look like the textured ground's flat tile."""
+    each box's start weighs that instead: nothing before it says that an object starts there,
+    so a weight above 1 there raises the probability of starting an object everywhere the
+    context looks alike, and the policy draws extra objects. A box's start (`start_span`) is
+
+    - "token": its first token in raster order (its top-left patch; boxes never overlap);
+    - "row": its whole first row (boxes lie at least a tile apart, so the token above it is
+      ground), where the ground tiles before an object's first coloured token look like the
+      textured ground's flat tile;
+    - "lead": its tokens up to and including the first one drawn in an object's code (`drawn`,
+      (N, T) bool, needed here), in raster order: where the context cannot yet tell the object
+      from the ground, and no further."""
+    if start_span not in ("token", "row", "lead"):
+        raise ValueError(f"start_span must be 'token', 'row' or 'lead', got {start_span!r}")
     boxes = torch.stack([box_patches(scene.objects) for scene in scenes])  # (N, GRID, GRID)
     weights = 1.0 + (object_weight - 1.0) * boxes.flatten(1).float()
-    starts = boxes & ~F.pad(boxes, (0, 0, 1, 0))[:, :-1]  # first rows: no box above them
-    if not start_rows:  # first tokens: no box to their left either
-        starts &= ~F.pad(starts, (1, 0))[:, :, :-1]
-    starts = starts.flatten(1)
+    if start_span == "lead":
+        if drawn is None:
+            raise ValueError("start_span='lead' needs `drawn`, the tokens drawn in object codes")
+        owner = [i for i, scene in enumerate(scenes) for _ in scene.objects]
+        each = [box_patches([obj]).flatten() for scene in scenes for obj in scene.objects]
+        starts = torch.zeros(weights.shape, dtype=torch.long)
+        if each:
+            own = torch.stack(each)  # (objects, T): each object's own box
+            hits = (own & drawn[owner]).long()
+            lead = own & (hits.cumsum(1) - hits == 0)  # no drawn token of the box before it
+            starts.index_add_(0, torch.tensor(owner), lead.long())
+        starts = starts > 0
+    else:
+        starts = boxes & ~F.pad(boxes, (0, 0, 1, 0))[:, :-1]  # first rows: no box above them
+        if start_span == "token":  # first tokens: no box to their left either
+            starts &= ~F.pad(starts, (1, 0))[:, :, :-1]
+        starts = starts.flatten(1)
     if start_weight is not None:
         weights[starts] = start_weight
     return weights, starts
