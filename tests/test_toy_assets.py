@@ -182,7 +182,12 @@ def test_pretraining_weighs_which_object_code_apart_from_whether_an_object(monke
         return split(logits, tokens, object_codes)
 
     monkeypatch.setattr(build, "object_choice_logprobs", counted)
-    for mode, kwargs in {"start": {"start_weight": 1.0}, "choice": {"choice_only": True}}.items():
+    modes = {
+        "start": {"start_weight": 1.0},
+        "lead": {"start_weight": 1.0, "start_span": "lead"},
+        "choice": {"choice_only": True},
+    }
+    for mode, kwargs in modes.items():
         picked[mode] = []
         policy = janus_policy("shapes-janus", seed=0, image_tokenizer=tokenizer)
         before = [p.detach().clone() for p in policy.trainable_parameters()]
@@ -197,6 +202,9 @@ def test_pretraining_weighs_which_object_code_apart_from_whether_an_object(monke
     # squares start at their box's corner in their colour's code, so some box starts are split;
     # with choice_only every token drawn in an object's code is, many per object
     assert sum(picked["start"]) > 0 and sum(picked["choice"]) > 10 * sum(picked["start"])
+    # "lead" splits every drawn object's first token in an object code, wherever it lies in its
+    # box: on the same batches, more than the box corners (circles and crosses start mid-row)
+    assert sum(picked["lead"]) > sum(picked["start"])
 
 
 def test_pretraining_with_the_colour_term_trains_on_it():
