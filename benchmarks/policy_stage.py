@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--colour-weight", type=float, default=build.COLOUR_WEIGHT)
     parser.add_argument("--object-weight", type=float, default=build.OBJECT_WEIGHT)
     parser.add_argument("--start-weight", type=float, default=None)
-    parser.add_argument("--start-span", choices=("token", "row", "lead"), default="token")
+    parser.add_argument("--start-span", choices=build.START_SPANS, default="token")
     parser.add_argument("--choice-only", action="store_true")
     parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])
     parser.add_argument("--seed", type=int, default=0)

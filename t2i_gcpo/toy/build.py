@@ -58,6 +58,8 @@ OBJECT_WEIGHT = 8.0
 """How much more an object box's token weighs than a background token in pretraining. It also
 raises the probability of starting an object on the ground, so the policy draws extra objects;
 the ways of weighing that were measured are in `pretrain_policy` ("Extra objects")."""
+START_SPANS = ("token", "row", "lead")
+"""What `object_weights` can weigh apart as each object box's start."""
 COLOUR_WEIGHT = 0.0
 """Weight of pretraining's colour term (see `colour_term`) against the mean token NLL: 0, off,
 in the shipped build. At 1 it binds colour words but the policy loses the class words (see
@@ -384,8 +386,8 @@ def object_weights(
     - "lead": its tokens up to and including the first one drawn in an object's code (`drawn`,
       (N, T) bool, needed here), in raster order: where the context cannot yet tell the object
       from the ground, and no further."""
-    if start_span not in ("token", "row", "lead"):
-        raise ValueError(f"start_span must be 'token', 'row' or 'lead', got {start_span!r}")
+    if start_span not in START_SPANS:
+        raise ValueError(f"start_span must be one of {START_SPANS}, got {start_span!r}")
     boxes = torch.stack([box_patches(scene.objects) for scene in scenes])  # (N, GRID, GRID)
     weights = 1.0 + (object_weight - 1.0) * boxes.flatten(1).float()
     if start_span == "lead":
