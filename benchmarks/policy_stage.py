@@ -2,10 +2,10 @@
 
 Training (`--out DIR`): the policy stage of `toy build` (`pretrain_policy`, from a fresh
 `shapes-janus` seeded with `--seed`) over the shipped tokenizer, with the pretraining mix, the
-share of wrong prefixes, the colour term's weight and the object boxes' weighting
+share of wrong prefixes, the colour term's weight, the object boxes' weighting
 (`--object-weight`, `--start-weight`, `--start-span`, `--choice-only`; see `pretrain_policy`)
-given on the command line; DIR receives an asset folder (the new policy, the shipped CLIP and
-aesthetic head) for
+and the attention dropout (`--attention-dropout`) given on the command line; DIR receives an
+asset folder (the new policy, the shipped CLIP and aesthetic head) for
 
     python benchmarks/shapes_quality.py --assets DIR
 
@@ -58,6 +58,7 @@ def train(args) -> None:
         "start_weight": args.start_weight,
         "start_span": args.start_span,
         "choice_only": args.choice_only,
+        "attention_dropout": args.attention_dropout,
         "wrong_prefix_share": args.share,
         "category_weights": tuple(args.weights),
     }
@@ -139,6 +140,7 @@ def main() -> None:
     parser.add_argument("--start-weight", type=float, default=None)
     parser.add_argument("--start-span", choices=build.START_SPANS, default="token")
     parser.add_argument("--choice-only", action="store_true")
+    parser.add_argument("--attention-dropout", type=float, default=0.1)
     parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
