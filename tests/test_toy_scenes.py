@@ -1,6 +1,7 @@
 """The shapes world: scenes, GenEval prompts and held-out splits, the local tokenizer, the
 oracle's rules, and the wrong versions of the blame test."""
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,26 @@ def test_held_out_compositions_never_appear_in_training_scenes():
         (o.color, o.shape) for s in S.random_scenes(300, seed=2, split="train") for o in s.objects
     }
     assert {c for c, _ in seen} == set(S.COLORS) and {s for _, s in seen} == set(S.SHAPES)
+
+
+def test_held_out_pairs_leave_the_train_split_only_for_the_categories_named(monkeypatch):
+    def pairs_by_tag(split):
+        return Counter(
+            m["tag"]
+            for m in S.split_metadata(split)
+            if frozenset(r["class"] for r in m["include"]) in S.HELD_OUT_PAIRS
+        )
+
+    assert pairs_by_tag("train") == Counter()
+    held = pairs_by_tag("eval")
+    assert set(held) == {"two_object", "position", "color_attr"}
+    monkeypatch.setattr(S, "HELD_OUT_PAIR_TAGS", ("two_object",))
+    moved = pairs_by_tag("train")
+    # position names no colour, so all its pair records move; color_attr keeps those that name
+    # a held-out colour-shape pair; two_object keeps all of its own
+    assert moved["position"] == held["position"] and moved["two_object"] == 0
+    assert 0 < moved["color_attr"] < held["color_attr"]
+    assert pairs_by_tag("eval") == held - moved
 
 
 def test_prompt_sets_are_balanced_with_hard_negative_captions():
