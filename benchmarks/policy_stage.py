@@ -9,6 +9,10 @@ asset folder (the new policy, the shipped CLIP and aesthetic head) for
 
     python benchmarks/shapes_quality.py --assets DIR
 
+`--pairs-drawn-in TAG ...` lets those categories' pretraining prompts name the held-out shape
+pairs (HELD_OUT_PAIRS) for this stage's train split; the held-out prompts stay the shipped ones,
+so those of TAG's categories then count prompts the policy trained on.
+
 Failures (`--failures [--assets DIR]`): the held-out prompts sampled as shapes_quality.py
 samples them (`--samples` a prompt, seed 0, guidance 1), each wrong image sorted by what the
 oracle found wrong: a class or count (an object missing or one too many), a colour, both, or
@@ -16,7 +20,9 @@ only a relation; one row per category, in percent of its images, with the mean n
 objects the oracle found in an image (named or not) beyond the number the prompt asks for.
 Then how many object tokens the policy expects where a true scene has only ground: the
 probability it puts on object codes, teacher-forced on train-split scenes, summed over the
-tokens outside every object's box (`object_mass_on_ground`).
+tokens outside every object's box (`object_mass_on_ground`). Last, for the held-out prompts
+that name a shape pair (two_object, position), which classes the images hold: each of the pair,
+both, and a class outside it (`pair_drawn`).
 
     python benchmarks/policy_stage.py --out /tmp/variant --share 0.75 --colour-weight 0.2
     python benchmarks/policy_stage.py --failures [--assets /tmp/variant]
@@ -39,6 +45,7 @@ from t2i_gcpo.toy import build
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.assets import ASSETS_DIR, load_shapes_policy
 from t2i_gcpo.toy.models import janus_policy
+from t2i_gcpo.toy.oracle import judge_batch
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 from t2i_gcpo.toy.rewards import ShapesOracle
 
@@ -49,6 +56,7 @@ def train(args) -> None:
     out = Path(args.out)
     if out.exists():
         raise SystemExit(f"{out} exists; give a new folder")
+    S.HELD_OUT_PAIR_TAGS = tuple(t for t in S.HELD_OUT_PAIR_TAGS if t not in args.pairs_drawn_in)
     image_tokenizer = load_shapes_policy().image_tokenizer
     start = time.perf_counter()
     policy = janus_policy("shapes-janus", seed=args.seed, image_tokenizer=image_tokenizer)
@@ -67,6 +75,7 @@ def train(args) -> None:
     shutil.copytree(ASSETS_DIR / "clip", out / "clip")
     shutil.copy(ASSETS_DIR / "aesthetic.safetensors", out / "aesthetic.safetensors")
     report.update(recipe, steps=args.steps, seed=args.seed, threads=args.threads)
+    report["pairs_drawn_in"] = args.pairs_drawn_in
     report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "stage_report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
@@ -87,6 +96,20 @@ def objects_beyond_prompt(verdict, metadata: dict) -> int:
     """How many more objects the shapes oracle found in an image (named or not) than its
     prompt asks for (negative: fewer)."""
     return verdict.details["found"] - sum(int(req["count"]) for req in metadata["include"])
+
+
+def pair_drawn(judgement, metadata: dict) -> dict[str, int]:
+    """For a prompt that names two classes: whether the oracle found each of them (keyed by
+    class), `both`, and a class outside the pair (`other`), with the number of objects it found
+    (`objects`)."""
+    pair = {req["class"] for req in metadata["include"]}
+    found = Counter(detection.shape for detection in judgement.found)
+    drawn = {shape: int(found[shape] > 0) for shape in sorted(pair)}
+    return drawn | {
+        "both": int(all(drawn.values())),
+        "other": int(any(n and shape not in pair for shape, n in found.items())),
+        "objects": len(judgement.found),
+    }
 
 
 @torch.no_grad()
@@ -111,12 +134,17 @@ def failures(args) -> None:
     policy = load_shapes_policy(root=args.assets)
     kinds: dict[str, Counter] = defaultdict(Counter)
     surplus: dict[str, list[int]] = defaultdict(list)
+    pairs: dict[tuple[str, str], Counter] = defaultdict(Counter)
     batches = sampled_batches(policy, shapes_prompt_set("eval"), args.samples, cfg_scale=1.0)
     for _, rollout, images, metadata in batches:
         verdicts = judge_images(ShapesOracle(), images, rollout.sample_prompts, metadata)
         for verdict, meta in zip(verdicts, metadata, strict=True):
             kinds[meta["tag"]][failure_kind(verdict.correct, verdict.reason)] += 1
             surplus[meta["tag"]].append(objects_beyond_prompt(verdict, meta))
+        for judgement, meta in zip(judge_batch(images, metadata), metadata, strict=True):
+            if meta["tag"] in ("two_object", "position"):
+                pair = tuple(sorted(req["class"] for req in meta["include"]))
+                pairs[meta["tag"], pair].update(pair_drawn(judgement, meta) | {"images": 1})
     print("| category | " + " | ".join(KINDS) + " | objects found - asked |")
     print("|---" * (len(KINDS) + 2) + "|")
     for tag, counts in kinds.items():
@@ -128,6 +156,14 @@ def failures(args) -> None:
     mass = object_mass_on_ground(policy, scenes).mean().item()
     print(f"object-code probability summed over the ground outside the boxes: {mass:.2f} an image")
     print(f"(teacher-forced on {len(scenes)} train-split scenes under their prompts)")
+    print("\n| category | pair | images | each of the pair | both | another class | objects |")
+    print("|---" * 7 + "|")
+    for (tag, pair), counts in sorted(pairs.items()):
+        n = counts["images"]
+        each = ", ".join(f"{shape} {100 * counts[shape] / n:.0f}%" for shape in pair)
+        rest = [f"{100 * counts[k] / n:.0f}%" for k in ("both", "other")]
+        cells = [tag, " and ".join(pair), str(n), each, *rest, f"{counts['objects'] / n:.2f}"]
+        print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -141,6 +177,7 @@ def main() -> None:
     parser.add_argument("--start-span", choices=build.START_SPANS, default="token")
     parser.add_argument("--choice-only", action="store_true")
     parser.add_argument("--attention-dropout", type=float, default=0.1)
+    parser.add_argument("--pairs-drawn-in", nargs="*", default=[], choices=S.HELD_OUT_PAIR_TAGS)
     parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

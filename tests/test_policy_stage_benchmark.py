@@ -85,3 +85,20 @@ def test_object_mass_on_ground_sums_object_codes_outside_the_boxes(policy_stage,
     outside = [int((~S.box_patches(scene.objects)).sum()) for scene in scenes]
     mass = policy_stage.object_mass_on_ground(policy, scenes, batch_size=2)
     assert torch.allclose(mass, 0.5 * torch.tensor(outside, dtype=torch.float32), rtol=1e-5)
+
+
+def test_pair_drawn_says_which_classes_of_the_prompts_pair_were_found(policy_stage):
+    rng = np.random.default_rng(2)
+    asked = two("two_object", {"class": "circle"}, {"class": "cross"})
+    drawn = [
+        asked,
+        two("two_object", {"class": "circle"}, {"class": "triangle"}),
+        make_record("counting", [{"class": "cross", "count": 2}]),
+    ]
+    images = torch.stack([S.sample_scene(record, rng).image for record in drawn])
+    counts = [policy_stage.pair_drawn(j, asked) for j in judge_batch(images, [asked] * 3)]
+    assert counts == [
+        {"circle": 1, "cross": 1, "both": 1, "other": 0, "objects": 2},
+        {"circle": 1, "cross": 0, "both": 0, "other": 1, "objects": 2},
+        {"circle": 0, "cross": 1, "both": 0, "other": 0, "objects": 2},
+    ]
