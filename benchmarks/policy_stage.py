@@ -134,7 +134,7 @@ def failures(args) -> None:
     policy = load_shapes_policy(root=args.assets)
     kinds: dict[str, Counter] = defaultdict(Counter)
     surplus: dict[str, list[int]] = defaultdict(list)
-    pairs: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    pairs: dict[tuple[str, tuple[str, ...]], Counter] = defaultdict(Counter)
     batches = sampled_batches(policy, shapes_prompt_set("eval"), args.samples, cfg_scale=1.0)
     for _, rollout, images, metadata in batches:
         verdicts = judge_images(ShapesOracle(), images, rollout.sample_prompts, metadata)
