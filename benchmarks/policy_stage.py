@@ -45,7 +45,6 @@ from t2i_gcpo.toy import build
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.assets import ASSETS_DIR, load_shapes_policy
 from t2i_gcpo.toy.models import janus_policy
-from t2i_gcpo.toy.oracle import judge_batch
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 from t2i_gcpo.toy.rewards import ShapesOracle
 
@@ -98,17 +97,17 @@ def objects_beyond_prompt(verdict, metadata: dict) -> int:
     return verdict.details["found"] - sum(int(req["count"]) for req in metadata["include"])
 
 
-def pair_drawn(judgement, metadata: dict) -> dict[str, int]:
-    """For a prompt that names two classes: whether the oracle found each of them (keyed by
-    class), `both`, and a class outside the pair (`other`), with the number of objects it found
-    (`objects`)."""
+def pair_drawn(verdict, metadata: dict) -> dict[str, int]:
+    """For a prompt that names two classes, from the shapes oracle's verdict: whether it found
+    each of them (keyed by class), `both`, and a class outside the pair (`other`), with the
+    number of objects it found (`objects`)."""
     pair = {req["class"] for req in metadata["include"]}
-    found = Counter(detection.shape for detection in judgement.found)
-    drawn = {shape: int(found[shape] > 0) for shape in sorted(pair)}
+    found = set(verdict.details["classes"])
+    drawn = {shape: int(shape in found) for shape in sorted(pair)}
     return drawn | {
         "both": int(all(drawn.values())),
-        "other": int(any(n and shape not in pair for shape, n in found.items())),
-        "objects": len(judgement.found),
+        "other": int(bool(found - pair)),
+        "objects": verdict.details["found"],
     }
 
 
@@ -141,10 +140,9 @@ def failures(args) -> None:
         for verdict, meta in zip(verdicts, metadata, strict=True):
             kinds[meta["tag"]][failure_kind(verdict.correct, verdict.reason)] += 1
             surplus[meta["tag"]].append(objects_beyond_prompt(verdict, meta))
-        for judgement, meta in zip(judge_batch(images, metadata), metadata, strict=True):
             if meta["tag"] in ("two_object", "position"):
                 pair = tuple(sorted(req["class"] for req in meta["include"]))
-                pairs[meta["tag"], pair].update(pair_drawn(judgement, meta) | {"images": 1})
+                pairs[meta["tag"], pair].update(pair_drawn(verdict, meta) | {"images": 1})
     print("| category | " + " | ".join(KINDS) + " | objects found - asked |")
     print("|---" * (len(KINDS) + 2) + "|")
     for tag, counts in kinds.items():

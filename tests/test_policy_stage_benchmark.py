@@ -96,7 +96,8 @@ def test_pair_drawn_says_which_classes_of_the_prompts_pair_were_found(policy_sta
         make_record("counting", [{"class": "cross", "count": 2}]),
     ]
     images = torch.stack([S.sample_scene(record, rng).image for record in drawn])
-    counts = [policy_stage.pair_drawn(j, asked) for j in judge_batch(images, [asked] * 3)]
+    verdicts = ShapesOracle().judge(images, [asked["prompt"]] * 3, [asked] * 3)
+    counts = [policy_stage.pair_drawn(v, asked) for v in verdicts]
     assert counts == [
         {"circle": 1, "cross": 1, "both": 1, "other": 0, "objects": 2},
         {"circle": 1, "cross": 0, "both": 0, "other": 1, "objects": 2},

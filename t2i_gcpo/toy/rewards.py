@@ -52,9 +52,15 @@ class ShapesOracle(RewardModel):
         self, images: torch.Tensor, prompts: Sequence[str], metadata: Sequence[dict]
     ) -> list[Verdict]:
         """One verdict per image: right or not by GenEval's rules, the masks of the objects
-        found for the prompt's requirements, and why it is wrong."""
+        found for the prompt's requirements, and why it is wrong; `details` holds how many
+        objects it found in all (`found`) and their classes (`classes`, None if unrecognised)."""
         return [
-            Verdict(r.correct, r.masks, r.reason, {"found": len(r.found)})
+            Verdict(
+                r.correct,
+                r.masks,
+                r.reason,
+                {"found": len(r.found), "classes": [d.shape for d in r.found]},
+            )
             for r in judge_batch(images, metadata)
         ]
 
