@@ -11,6 +11,8 @@ Prints one table:
 - the credit of the pretrained policy: object AUROC and precision at K, and the blame test,
   against the null, attribute and position negatives.
 With --grid it also writes a PNG of policy samples for two eval prompts of each category.
+`--held-out-rule` measures on another split's eval prompts (scenes.HELD_OUT_RULES), for a
+policy pretrained on that split (benchmarks/policy_stage.py --held-out-rule).
 
     python benchmarks/shapes_quality.py [--assets DIR] [--samples 8] [--grid FILE.png]
 """
@@ -94,8 +96,10 @@ def main() -> None:
     parser.add_argument("--cfg-scale", type=float, default=None, help="default: the policy's")
     parser.add_argument("--grid", default=None, help="write a PNG of policy samples here")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--held-out-rule", choices=S.HELD_OUT_RULES, default=S.HELD_OUT_RULE)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    S.HELD_OUT_RULE = args.held_out_rule
     start = time.perf_counter()
     policy = load_shapes_policy(root=args.assets)
     figures = locality(policy.image_tokenizer)

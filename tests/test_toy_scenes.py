@@ -125,6 +125,58 @@ def test_held_out_pairs_leave_the_train_split_only_for_the_categories_named(monk
     assert pairs_by_tag("eval") == held - moved
 
 
+def test_arrangement_reads_both_phrasings_of_a_position_alike(monkeypatch):
+    def position(anchor, placed, relation):
+        return record("position", {"class": anchor, "count": 1},
+                      {"class": placed, "count": 1, "position": [relation, 0]})  # fmt: skip
+
+    left, right = position("cross", "circle", "left of"), position("circle", "cross", "right of")
+    assert S.arrangement(left) == S.arrangement(right) == ("circle", "cross", "horizontal")
+    below = position("square", "triangle", "below")
+    above = position("square", "triangle", "above")
+    assert S.arrangement(below) == ("square", "triangle", "vertical")
+    assert S.arrangement(above) == ("triangle", "square", "vertical")
+    assert S.is_held_out(below) and S.is_held_out(above)  # shipped: the pair is held out
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "arrangements")
+    assert not S.is_held_out(below) and S.is_held_out(above)
+
+
+def test_variant_rules_draw_the_held_out_pairs_together_in_pretraining(monkeypatch):
+    def by_tag(split):
+        return {t: [m for m in S.split_metadata(split) if m["tag"] == t] for t in S.CATEGORIES}
+
+    def classes(m):
+        return frozenset(r["class"] for r in m["include"])
+
+    shipped = {split: by_tag(split) for split in ("train", "eval")}
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "arrangements")
+    train, held = by_tag("train"), by_tag("eval")
+    # only position changes: its held-out prompts are the arrangements, its others draw the pairs
+    for tag in set(S.CATEGORIES) - {"position"}:
+        assert train[tag] == shipped["train"][tag] and held[tag] == shipped["eval"][tag]
+    assert {S.arrangement(m) for m in held["position"]} == S.HELD_OUT_ARRANGEMENTS
+    assert len(held["position"]) == 2 * len(S.HELD_OUT_ARRANGEMENTS)
+    assert {classes(m) for m in train["position"]} >= S.HELD_OUT_PAIRS
+    for first, second, axis in S.HELD_OUT_ARRANGEMENTS:  # the pair's three other arrangements
+        other = "vertical" if axis == "horizontal" else "horizontal"
+        seen = {S.arrangement(m) for m in train["position"]}
+        assert {(second, first, axis), (first, second, other), (second, first, other)} <= seen
+
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "per_category")
+    train, held = by_tag("train"), by_tag("eval")
+    for tag in ("single_object", "two_object", "counting", "colors"):
+        assert held[tag] == shipped["eval"][tag], tag  # their own compositions, as shipped
+    for tag in ("position", "color_attr"):  # the parts of two_object's and colors' held out
+        assert {classes(m) for m in train[tag]} >= S.HELD_OUT_PAIRS
+    named = {(r["color"], r["class"]) for m in train["color_attr"] for r in m["include"]}
+    assert named >= S.HELD_OUT_COLOR_SHAPES
+    assert 0 < len(held["color_attr"]) < len(train["color_attr"])
+    for m in held["color_attr"]:  # a pair and its swapped colours are held out together
+        a, b = m["include"]
+        swapped = [{**a, "color": b["color"]}, {**b, "color": a["color"]}]
+        assert S.is_held_out(make_record("color_attr", swapped))
+
+
 def test_prompt_sets_are_balanced_with_hard_negative_captions():
     for split, per_category in (("train", 32), ("eval", 16)):
         records = shapes_prompt_set(split)

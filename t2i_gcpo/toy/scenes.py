@@ -282,20 +282,66 @@ HELD_OUT_COUNTS: frozenset[tuple[int, str]] = frozenset(
 HELD_OUT_SINGLES: frozenset[str] = frozenset({"triangle", "cross"})
 """Classes never prompted alone ("a photo of a triangle") in pretraining, only in other
 categories."""
+HELD_OUT_ARRANGEMENTS: frozenset[tuple[str, str, str]] = frozenset(
+    {
+        ("circle", "triangle", "horizontal"),
+        ("square", "cross", "horizontal"),
+        ("triangle", "cross", "horizontal"),
+        ("circle", "square", "vertical"),
+        ("cross", "circle", "vertical"),
+        ("triangle", "square", "vertical"),
+    }
+)
+"""(first, second, axis): the first shape left of (horizontal) or above (vertical) the second,
+one arrangement a shape pair, held out of position prompts in either phrasing ("a circle left
+of a triangle", "a triangle right of a circle") by the variant rules of HELD_OUT_RULES."""
+HELD_OUT_COLOR_ATTR_SUM = 4
+"""The "per_category" rule's color_attr: pairs of coloured objects whose class and colour
+indices (SHAPES, COLORS) sum to a multiple of this are held out, in either order."""
+HELD_OUT_RULES = ("shipped", "arrangements", "per_category")
+HELD_OUT_RULE = "shipped"
+"""Which compositions is_held_out holds out. "shipped", the split of the shipped assets: every
+HELD_OUT_* composition, in every category's prompts. Two variants measured against it
+(benchmarks/policy_stage.py --held-out-rule; docs/results.md, section 4, "Held-out pairs"):
+"arrangements", the same except that position prompts draw the HELD_OUT_PAIRS in every
+arrangement but HELD_OUT_ARRANGEMENTS', which are its held-out prompts; "per_category", each
+category holding out only its own compositions (two_object the pairs, colors the colour-shapes,
+position the arrangements, color_attr a quarter of its coloured pairs by
+HELD_OUT_COLOR_ATTR_SUM), so that other categories' prompts name their parts."""
+
+
+def arrangement(metadata: dict) -> tuple[str, str, str]:
+    """A position record's (first, second, axis): which shape is left of (axis "horizontal")
+    or above ("vertical") the other, the same for "A left of B" and "B right of A"."""
+    anchor, placed = metadata["include"]
+    relation = placed["position"][0]
+    axis = "horizontal" if relation in ("left of", "right of") else "vertical"
+    pair = (placed["class"], anchor["class"])
+    return (*(pair if relation in ("left of", "above") else pair[::-1]), axis)
 
 
 def is_held_out(metadata: dict) -> bool:
-    """True when a record names a composition that pretraining never shows."""
-    include = metadata["include"]
+    """True when a record names a composition that pretraining never shows (under
+    HELD_OUT_RULE)."""
+    include, tag = metadata["include"], metadata["tag"]
     shapes = [req["class"] for req in include]
     colored = [(req["color"], req["class"]) for req in include if "color" in req]
-    tag = metadata["tag"]
-    return (
-        any(pair in HELD_OUT_COLOR_SHAPES for pair in colored)
-        or (tag in HELD_OUT_PAIR_TAGS and len(shapes) == 2 and frozenset(shapes) in HELD_OUT_PAIRS)
-        or (tag == "counting" and (include[0]["count"], shapes[0]) in HELD_OUT_COUNTS)
-        or (tag == "single_object" and shapes[0] in HELD_OUT_SINGLES)
-    )
+    if tag == "counting" and (include[0]["count"], shapes[0]) in HELD_OUT_COUNTS:
+        return True
+    if tag == "single_object" and shapes[0] in HELD_OUT_SINGLES:
+        return True
+    if HELD_OUT_RULE == "per_category":
+        if tag == "color_attr":
+            indices = sum(SHAPES.index(s) + list(COLORS).index(c) for c, s in colored)
+            return indices % HELD_OUT_COLOR_ATTR_SUM == 0
+        if tag == "colors":
+            return colored[0] in HELD_OUT_COLOR_SHAPES
+    elif any(pair in HELD_OUT_COLOR_SHAPES for pair in colored):
+        return True
+    if tag == "position" and HELD_OUT_RULE != "shipped":
+        return arrangement(metadata) in HELD_OUT_ARRANGEMENTS
+    pair_tags = ("two_object",) if HELD_OUT_RULE == "per_category" else HELD_OUT_PAIR_TAGS
+    return tag in pair_tags and len(shapes) == 2 and frozenset(shapes) in HELD_OUT_PAIRS
 
 
 def all_metadata(tag: str) -> list[dict]:
