@@ -11,7 +11,8 @@ asset folder (the new policy, the shipped CLIP and aesthetic head) for
 
 `--pairs-drawn-in TAG ...` lets those categories' pretraining prompts name the held-out shape
 pairs (HELD_OUT_PAIRS) for this stage's train split; the held-out prompts stay the shipped ones,
-so those of TAG's categories then count prompts the policy trained on.
+so those of TAG's categories then count prompts the policy trained on. `--held-out-rule RULE`
+trains on another split (scenes.HELD_OUT_RULES; with --failures, samples its eval prompts).
 
 Failures (`--failures [--assets DIR]`): the held-out prompts sampled as shapes_quality.py
 samples them (`--samples` a prompt, seed 0, guidance 1), each wrong image sorted by what the
@@ -22,7 +23,8 @@ Then how many object tokens the policy expects where a true scene has only groun
 probability it puts on object codes, teacher-forced on train-split scenes, summed over the
 tokens outside every object's box (`object_mass_on_ground`). Last, for the held-out prompts
 that name a shape pair (two_object, position), which classes the images hold: each of the pair,
-both, and a class outside it (`pair_drawn`).
+both, and a class outside it (`pair_drawn`). Last, the strict accuracy on the train split's
+colors prompts, which the policy was pretrained on: whether it reads colour words at all.
 
     python benchmarks/policy_stage.py --out /tmp/variant --share 0.75 --colour-weight 0.2
     python benchmarks/policy_stage.py --failures [--assets /tmp/variant]
@@ -56,6 +58,7 @@ def train(args) -> None:
     if out.exists():
         raise SystemExit(f"{out} exists; give a new folder")
     S.HELD_OUT_PAIR_TAGS = tuple(t for t in S.HELD_OUT_PAIR_TAGS if t not in args.pairs_drawn_in)
+    S.HELD_OUT_RULE = args.held_out_rule
     image_tokenizer = load_shapes_policy().image_tokenizer
     start = time.perf_counter()
     policy = janus_policy("shapes-janus", seed=args.seed, image_tokenizer=image_tokenizer)
@@ -75,6 +78,7 @@ def train(args) -> None:
     shutil.copy(ASSETS_DIR / "aesthetic.safetensors", out / "aesthetic.safetensors")
     report.update(recipe, steps=args.steps, seed=args.seed, threads=args.threads)
     report["pairs_drawn_in"] = args.pairs_drawn_in
+    report["held_out_rule"] = args.held_out_rule
     report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "stage_report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
@@ -130,6 +134,7 @@ def object_mass_on_ground(policy, scenes, batch_size: int = 32) -> torch.Tensor:
 
 @torch.no_grad()
 def failures(args) -> None:
+    S.HELD_OUT_RULE = args.held_out_rule
     policy = load_shapes_policy(root=args.assets)
     kinds: dict[str, Counter] = defaultdict(Counter)
     surplus: dict[str, list[int]] = defaultdict(list)
@@ -162,6 +167,14 @@ def failures(args) -> None:
         rest = [f"{100 * counts[k] / n:.0f}%" for k in ("both", "other")]
         cells = [tag, " and ".join(pair), str(n), each, *rest, f"{counts['objects'] / n:.2f}"]
         print("| " + " | ".join(cells) + " |")
+    seen = [r for r in shapes_prompt_set("train") if r.metadata["tag"] == "colors"]
+    right = [
+        verdict.correct
+        for _, rollout, images, metadata in sampled_batches(policy, seen, args.samples, 1.0)
+        for verdict in judge_images(ShapesOracle(), images, rollout.sample_prompts, metadata)
+    ]
+    print(f"\ntrain-split colors prompts: {100 * sum(right) / len(right):.1f}% right "
+          f"({len(right)} images)")  # fmt: skip
 
 
 def main() -> None:
@@ -176,6 +189,7 @@ def main() -> None:
     parser.add_argument("--choice-only", action="store_true")
     parser.add_argument("--attention-dropout", type=float, default=0.1)
     parser.add_argument("--pairs-drawn-in", nargs="*", default=[], choices=S.HELD_OUT_PAIR_TAGS)
+    parser.add_argument("--held-out-rule", choices=S.HELD_OUT_RULES, default=S.HELD_OUT_RULE)
     parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
