@@ -97,7 +97,10 @@ def test_held_out_compositions_never_appear_in_training_scenes():
     for scene in S.random_scenes(300, seed=1, split="train"):
         named = {(r["color"], r["class"]) for r in scene.metadata["include"] if "color" in r}
         assert not named & S.HELD_OUT_COLOR_SHAPES  # drawn only where the colour is free
-        assert frozenset(o.shape for o in scene.objects) not in S.HELD_OUT_PAIRS
+        if scene.metadata["tag"] == "position":  # the pairs meet, in other arrangements
+            assert S.arrangement(scene.metadata) not in S.HELD_OUT_ARRANGEMENTS
+        else:
+            assert frozenset(o.shape for o in scene.objects) not in S.HELD_OUT_PAIRS
     # every held-out part is still seen: each shape and colour, each count, each pair's shapes
     seen = {
         (o.color, o.shape) for s in S.random_scenes(300, seed=2, split="train") for o in s.objects
@@ -113,6 +116,9 @@ def test_held_out_pairs_leave_the_train_split_only_for_the_categories_named(monk
             if frozenset(r["class"] for r in m["include"]) in S.HELD_OUT_PAIRS
         )
 
+    # the shipped rule: position prompts draw the pairs in every arrangement but one
+    assert set(pairs_by_tag("train")) == {"position"} and pairs_by_tag("train")["position"] == 12
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "pairs")
     assert pairs_by_tag("train") == Counter()
     held = pairs_by_tag("eval")
     assert set(held) == {"two_object", "position", "color_attr"}
@@ -136,24 +142,20 @@ def test_arrangement_reads_both_phrasings_of_a_position_alike(monkeypatch):
     above = position("square", "triangle", "above")
     assert S.arrangement(below) == ("square", "triangle", "vertical")
     assert S.arrangement(above) == ("triangle", "square", "vertical")
-    assert S.is_held_out(below) and S.is_held_out(above)  # shipped: the pair is held out
-    monkeypatch.setattr(S, "HELD_OUT_RULE", "arrangements")
     assert not S.is_held_out(below) and S.is_held_out(above)
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "pairs")  # the pair itself is held out
+    assert S.is_held_out(below) and S.is_held_out(above)
 
 
-def test_variant_rules_draw_the_held_out_pairs_together_in_pretraining(monkeypatch):
+def test_the_rules_differ_in_where_pretraining_draws_the_held_out_pairs(monkeypatch):
     def by_tag(split):
         return {t: [m for m in S.split_metadata(split) if m["tag"] == t] for t in S.CATEGORIES}
 
     def classes(m):
         return frozenset(r["class"] for r in m["include"])
 
-    shipped = {split: by_tag(split) for split in ("train", "eval")}
-    monkeypatch.setattr(S, "HELD_OUT_RULE", "arrangements")
     train, held = by_tag("train"), by_tag("eval")
-    # only position changes: its held-out prompts are the arrangements, its others draw the pairs
-    for tag in set(S.CATEGORIES) - {"position"}:
-        assert train[tag] == shipped["train"][tag] and held[tag] == shipped["eval"][tag]
+    # position's held-out prompts are the arrangements, its others draw the pairs
     assert {S.arrangement(m) for m in held["position"]} == S.HELD_OUT_ARRANGEMENTS
     assert len(held["position"]) == 2 * len(S.HELD_OUT_ARRANGEMENTS)
     assert {classes(m) for m in train["position"]} >= S.HELD_OUT_PAIRS
@@ -161,10 +163,17 @@ def test_variant_rules_draw_the_held_out_pairs_together_in_pretraining(monkeypat
         other = "vertical" if axis == "horizontal" else "horizontal"
         seen = {S.arrangement(m) for m in train["position"]}
         assert {(second, first, axis), (first, second, other), (second, first, other)} <= seen
+    shipped = {"train": train, "eval": held}
+
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "pairs")  # only position changes
+    train, held = by_tag("train"), by_tag("eval")
+    for tag in set(S.CATEGORIES) - {"position"}:
+        assert train[tag] == shipped["train"][tag] and held[tag] == shipped["eval"][tag]
+    assert not {classes(m) for m in train["position"]} & S.HELD_OUT_PAIRS
 
     monkeypatch.setattr(S, "HELD_OUT_RULE", "per_category")
     train, held = by_tag("train"), by_tag("eval")
-    for tag in ("single_object", "two_object", "counting", "colors"):
+    for tag in ("single_object", "two_object", "counting", "colors", "position"):
         assert held[tag] == shipped["eval"][tag], tag  # their own compositions, as shipped
     for tag in ("position", "color_attr"):  # the parts of two_object's and colors' held out
         assert {classes(m) for m in train[tag]} >= S.HELD_OUT_PAIRS

@@ -267,11 +267,13 @@ colour once); drawn there only where a prompt leaves the colour free."""
 HELD_OUT_PAIRS: frozenset[frozenset[str]] = frozenset(
     {frozenset({"circle", "cross"}), frozenset({"square", "triangle"})}
 )
-"""Shape pairs that no pretraining prompt of HELD_OUT_PAIR_TAGS' categories names together."""
+"""Shape pairs that no two_object pretraining prompt names (nor, under the "pairs" rule of
+HELD_OUT_RULES, a prompt of HELD_OUT_PAIR_TAGS' categories)."""
 HELD_OUT_PAIR_TAGS: tuple[str, ...] = ("two_object", "position", "color_attr")
-"""The categories whose pretraining prompts never name a HELD_OUT_PAIRS pair. With all three,
-no pretraining scene draws such a pair, so a policy that learns pretraining's distribution
-learns that its shapes never meet (docs/results.md, section 4, "Held-out pairs")."""
+"""The categories whose pretraining prompts never name a HELD_OUT_PAIRS pair (position's only
+under the "pairs" rule). With all three, no pretraining scene draws such a pair, so a policy
+that learns pretraining's distribution learns that its shapes never meet (docs/results.md,
+section 4, "Held-out pairs")."""
 HELD_OUT_COUNTS: frozenset[tuple[int, str]] = frozenset(
     (count, shape)
     for s, shape in enumerate(SHAPES)
@@ -294,20 +296,23 @@ HELD_OUT_ARRANGEMENTS: frozenset[tuple[str, str, str]] = frozenset(
 )
 """(first, second, axis): the first shape left of (horizontal) or above (vertical) the second,
 one arrangement a shape pair, held out of position prompts in either phrasing ("a circle left
-of a triangle", "a triangle right of a circle") by the variant rules of HELD_OUT_RULES."""
+of a triangle", "a triangle right of a circle"), whose other three arrangements they draw."""
 HELD_OUT_COLOR_ATTR_SUM = 4
 """The "per_category" rule's color_attr: pairs of coloured objects whose class and colour
 indices (SHAPES, COLORS) sum to a multiple of this are held out, in either order."""
-HELD_OUT_RULES = ("shipped", "arrangements", "per_category")
-HELD_OUT_RULE = "shipped"
-"""Which compositions is_held_out holds out. "shipped", the split of the shipped assets: every
-HELD_OUT_* composition, in every category's prompts. Two variants measured against it
-(benchmarks/policy_stage.py --held-out-rule; docs/results.md, section 4, "Held-out pairs"):
-"arrangements", the same except that position prompts draw the HELD_OUT_PAIRS in every
-arrangement but HELD_OUT_ARRANGEMENTS', which are its held-out prompts; "per_category", each
-category holding out only its own compositions (two_object the pairs, colors the colour-shapes,
-position the arrangements, color_attr a quarter of its coloured pairs by
-HELD_OUT_COLOR_ATTR_SUM), so that other categories' prompts name their parts."""
+HELD_OUT_RULES = ("arrangements", "pairs", "per_category")
+HELD_OUT_RULE = "arrangements"
+"""Which compositions is_held_out holds out. "arrangements", the split of the shipped assets:
+every HELD_OUT_* composition in every category's prompts, except that position prompts draw
+the HELD_OUT_PAIRS in every arrangement but HELD_OUT_ARRANGEMENTS' (position's held-out prompts),
+so that pretraining shows each pair together while two_object's prompts never name it. Two
+variants measured against it (benchmarks/policy_stage.py --held-out-rule; docs/results.md,
+section 4, "Held-out pairs"): "pairs", the split shipped before 2026-12-06, holds the pairs out
+of the prompts of HELD_OUT_PAIR_TAGS' categories (by default all three two-shape ones, so that
+no pretraining scene draws them together); "per_category", each category holding out only its
+own compositions (two_object the pairs, colors the colour-shapes, position the arrangements,
+color_attr a quarter of its coloured pairs by HELD_OUT_COLOR_ATTR_SUM), so that other
+categories' prompts name their parts."""
 
 
 def arrangement(metadata: dict) -> tuple[str, str, str]:
@@ -338,7 +343,7 @@ def is_held_out(metadata: dict) -> bool:
             return colored[0] in HELD_OUT_COLOR_SHAPES
     elif any(pair in HELD_OUT_COLOR_SHAPES for pair in colored):
         return True
-    if tag == "position" and HELD_OUT_RULE != "shipped":
+    if tag == "position" and HELD_OUT_RULE != "pairs":
         return arrangement(metadata) in HELD_OUT_ARRANGEMENTS
     pair_tags = ("two_object",) if HELD_OUT_RULE == "per_category" else HELD_OUT_PAIR_TAGS
     return tag in pair_tags and len(shapes) == 2 and frozenset(shapes) in HELD_OUT_PAIRS
