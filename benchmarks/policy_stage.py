@@ -184,10 +184,15 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=build.WRONG_PREFIX_SHARE)
     parser.add_argument("--colour-weight", type=float, default=build.COLOUR_WEIGHT)
     parser.add_argument("--object-weight", type=float, default=build.OBJECT_WEIGHT)
-    parser.add_argument("--start-weight", type=float, default=None)
-    parser.add_argument("--start-span", choices=build.START_SPANS, default="token")
+    parser.add_argument(
+        "--start-weight",
+        type=lambda v: None if v == "none" else float(v),
+        default=build.START_WEIGHT,
+        help="a number, or none: the box starts weigh as the rest of the box",
+    )
+    parser.add_argument("--start-span", choices=build.START_SPANS, default=build.START_SPAN)
     parser.add_argument("--choice-only", action="store_true")
-    parser.add_argument("--attention-dropout", type=float, default=0.1)
+    parser.add_argument("--attention-dropout", type=float, default=build.ATTENTION_DROPOUT)
     parser.add_argument("--pairs-drawn-in", nargs="*", default=[], choices=S.HELD_OUT_PAIR_TAGS)
     parser.add_argument("--held-out-rule", choices=S.HELD_OUT_RULES, default=S.HELD_OUT_RULE)
     parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])

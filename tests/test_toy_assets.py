@@ -67,6 +67,7 @@ def test_toy_build_runs_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     assert set(report["seconds"]) == {"tokenizer", "policy", "clip", "aesthetic"}
     assert report["texture"] == 0.5 and all(v > 0 for v in report["bytes"].values())
     assert report["seed"] == 0 and report["reward_stage_seed"] == 5
+    assert report["held_out_rule"] == "arrangements"
     assert math.isfinite(report["policy"]["colour_term"]) and math.isfinite(report["clip"]["loss"])
     assert not list(tmp_path.glob(".*partial*"))  # written to a hidden folder, then renamed
 
@@ -183,7 +184,7 @@ def test_pretraining_weighs_which_object_code_apart_from_whether_an_object(monke
 
     monkeypatch.setattr(build, "object_choice_logprobs", counted)
     modes = {
-        "start": {"start_weight": 1.0},
+        "start": {"start_weight": 1.0, "start_span": "token"},
         "lead": {"start_weight": 1.0, "start_span": "lead"},
         "choice": {"choice_only": True},
     }
