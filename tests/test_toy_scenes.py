@@ -145,6 +145,9 @@ def test_arrangement_reads_both_phrasings_of_a_position_alike(monkeypatch):
     assert not S.is_held_out(below) and S.is_held_out(above)
     monkeypatch.setattr(S, "HELD_OUT_RULE", "pairs")  # the pair itself is held out
     assert S.is_held_out(below) and S.is_held_out(above)
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "pair")
+    with pytest.raises(ValueError, match="HELD_OUT_RULE='pair'; expected one of"):
+        S.is_held_out(below)
 
 
 def test_the_rules_differ_in_where_pretraining_draws_the_held_out_pairs(monkeypatch):

@@ -328,6 +328,8 @@ def arrangement(metadata: dict) -> tuple[str, str, str]:
 def is_held_out(metadata: dict) -> bool:
     """True when a record names a composition that pretraining never shows (under
     HELD_OUT_RULE)."""
+    if HELD_OUT_RULE not in HELD_OUT_RULES:
+        raise ValueError(f"HELD_OUT_RULE={HELD_OUT_RULE!r}; expected one of {HELD_OUT_RULES}")
     include, tag = metadata["include"], metadata["tag"]
     shapes = [req["class"] for req in include]
     colored = [(req["color"], req["class"]) for req in include if "color" in req]
