@@ -21,7 +21,7 @@ only a relation; one row per category, in percent of its images, with the mean n
 objects the oracle found in an image (named or not) beyond the number the prompt asks for.
 Then how many object tokens the policy expects where a true scene has only ground: the
 probability it puts on object codes, teacher-forced on train-split scenes, summed over the
-tokens outside every object's box (`object_mass_on_ground`). Last, for the held-out prompts
+tokens outside every object's box (`object_mass_on_ground`). Then, for the held-out prompts
 that name a shape pair (two_object, position), which classes the images hold: each of the pair,
 both, and a class outside it (`pair_drawn`). Last, the strict accuracy on the train split's
 colors prompts, which the policy was pretrained on: whether it reads colour words at all.
