@@ -296,6 +296,23 @@ def test_shapes_oracle_strict_share_and_verdicts():
         ShapesOracle("mean")
 
 
+def test_shapes_oracle_no_extras_counts_objects_beyond_the_prompt():
+    objects = [SceneObject("circle", "red", 2, 2, 16), SceneObject("square", "blue", 28, 28, 16)]
+    alone, cluttered = drawn(objects[0]), drawn(*objects)
+    images = torch.stack([alone.image, cluttered.image])
+    metadata = [alone.metadata, alone.metadata]  # "a photo of a red circle" for both
+    # GenEval's rules ignore the square; no_extras makes "nothing else" one more requirement
+    assert ShapesOracle("strict")(images, ["", ""], metadata).tolist() == [1.0, 1.0]
+    assert ShapesOracle("strict", no_extras=True)(images, ["", ""], metadata).tolist() == [1.0, 0.0]
+    assert ShapesOracle("share", no_extras=True)(images, ["", ""], metadata).tolist() == [1.0, 0.5]
+    # wrong colour and an extra object: neither of the two requirements holds
+    wrong = drawn(SceneObject("circle", "blue", 2, 2, 16), objects[1])
+    score = ShapesOracle("share", no_extras=True)(wrong.image[None], [""], metadata[:1])
+    assert score.tolist() == [0.0]
+    with pytest.raises(ValueError, match="no_extras='yes'"):
+        ShapesOracle("share", no_extras="yes")
+
+
 # ---------------------------------------------------------------- plug-ins
 
 PLUGIN = """

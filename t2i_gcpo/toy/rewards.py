@@ -32,20 +32,36 @@ class ShapesOracle(RewardModel):
     "share" (the share of the prompt's requirements met, excludes included). Prompts are not
     read; each sample's metadata must be a GenEval record of this world (see toy.scenes).
     `judge` gives the verdicts with the masks of the objects found for the prompt.
+
+    no_extras: add one requirement GenEval does not make outside counting: no more objects
+    (named or not) than the prompt's counts add up to. GenEval lets an image hold anything
+    beyond what its prompt asks, so a policy trained on its verdict learns to scatter objects,
+    which only counting's exclude punishes (docs/results.md, section 4).
     """
 
     name = "shapes-oracle"
 
-    def __init__(self, mode: str = "strict") -> None:
+    def __init__(self, mode: str = "strict", no_extras: bool = False) -> None:
         if mode not in ORACLE_MODES:
             raise ValueError(f"mode={mode!r}; expected one of {ORACLE_MODES}")
+        if not isinstance(no_extras, bool):
+            raise ValueError(f"no_extras={no_extras!r}; expected true or false")
         self.mode = mode
+        self.no_extras = no_extras
 
     def __call__(
         self, images: torch.Tensor, prompts: Sequence[str], metadata: Sequence[dict]
     ) -> torch.Tensor:
-        results = judge_batch(images, metadata)
-        scores = [float(r.correct) if self.mode == "strict" else r.share for r in results]
+        scores = []
+        for result, meta in zip(judge_batch(images, metadata), metadata, strict=True):
+            correct, share = result.correct, result.share
+            if self.no_extras:
+                asked = sum(int(req["count"]) for req in meta["include"])
+                sparse = len(result.found) <= asked
+                total = len(meta["include"]) + len(meta.get("exclude", []))
+                correct = correct and sparse
+                share = (share * total + sparse) / (total + 1)
+            scores.append(float(correct) if self.mode == "strict" else share)
         return torch.tensor(scores, dtype=torch.float32, device=images.device)
 
     def judge(
