@@ -18,8 +18,9 @@ Failures (`--failures [--assets DIR]`): the held-out prompts sampled as shapes_q
 samples them (`--samples` a prompt, seed 0, guidance 1), each wrong image sorted by what the
 oracle found wrong: a class or count (an object missing or one too many), a colour, both, or
 only a relation; one row per category, in percent of its images, with the mean number of
-objects the oracle found in an image (named or not) beyond the number the prompt asks for.
-Then how many object tokens the policy expects where a true scene has only ground: the
+objects the oracle found in an image (named or not) beyond the number the prompt asks for,
+and the counting images split into right, too few and too many of the counted class. Then how
+many object tokens the policy expects where a true scene has only ground: the
 probability it puts on object codes, teacher-forced on train-split scenes, summed over the
 tokens outside every object's box (`object_mass_on_ground`). Then, for the held-out prompts
 that name a shape pair (two_object, position), which classes the images hold: each of the pair,
@@ -101,6 +102,14 @@ def objects_beyond_prompt(verdict, metadata: dict) -> int:
     return verdict.details["found"] - sum(int(req["count"]) for req in metadata["include"])
 
 
+def count_error(reason: str) -> str:
+    """A counting verdict's reason -> "right", "too few" (fewer of the class than asked) or
+    "too many" (the exclude: as many as one more than asked)."""
+    if not reason:
+        return "right"
+    return "too few" if re.search(r">= \d+, found", reason) else "too many"
+
+
 def pair_drawn(verdict, metadata: dict) -> dict[str, int]:
     """For a prompt that names two classes, from the shapes oracle's verdict: whether it found
     each of them (keyed by class), `both`, and a class outside the pair (`other`), with the
@@ -139,12 +148,15 @@ def failures(args) -> None:
     kinds: dict[str, Counter] = defaultdict(Counter)
     surplus: dict[str, list[int]] = defaultdict(list)
     pairs: dict[tuple[str, tuple[str, ...]], Counter] = defaultdict(Counter)
+    counting: Counter = Counter()
     batches = sampled_batches(policy, shapes_prompt_set("eval"), args.samples, cfg_scale=1.0)
     for _, rollout, images, metadata in batches:
         verdicts = judge_images(ShapesOracle(), images, rollout.sample_prompts, metadata)
         for verdict, meta in zip(verdicts, metadata, strict=True):
             kinds[meta["tag"]][failure_kind(verdict.correct, verdict.reason)] += 1
             surplus[meta["tag"]].append(objects_beyond_prompt(verdict, meta))
+            if meta["tag"] == "counting":
+                counting[count_error(verdict.reason)] += 1
             if meta["tag"] in ("two_object", "position"):
                 pair = tuple(sorted(req["class"] for req in meta["include"]))
                 pairs[meta["tag"], pair].update(pair_drawn(verdict, meta) | {"images": 1})
@@ -155,6 +167,10 @@ def failures(args) -> None:
         cells = [f"{100 * counts[k] / total:.1f}" for k in KINDS]
         cells.append(f"{sum(surplus[tag]) / len(surplus[tag]):+.2f}")
         print(f"| {tag} | " + " | ".join(cells) + " |")
+    print("\ncounting images: " + ", ".join(
+        f"{kind} {100 * counting[kind] / counting.total():.1f}%"
+        for kind in ("right", "too few", "too many")
+    ))  # fmt: skip
     scenes = S.random_scenes(192, 5, split="train")
     mass = object_mass_on_ground(policy, scenes).mean().item()
     print(f"object-code probability summed over the ground outside the boxes: {mass:.2f} an image")

@@ -103,3 +103,13 @@ def test_pair_drawn_says_which_classes_of_the_prompts_pair_were_found(policy_sta
         {"circle": 1, "cross": 0, "both": 0, "other": 1, "objects": 2},
         {"circle": 0, "cross": 1, "both": 0, "other": 0, "objects": 2},
     ]
+
+
+def test_count_errors_tell_too_few_from_too_many(policy_stage):
+    rng = np.random.default_rng(1)
+    drawn = [make_record("counting", [{"class": "square", "count": n}]) for n in (1, 2, 3)]
+    images = torch.stack([S.sample_scene(record, rng).image for record in drawn])
+    asked = [make_record("counting", [{"class": "square", "count": 2}])] * 3
+    verdicts = judge_batch(images, asked)
+    errors = [policy_stage.count_error(v.reason) for v in verdicts]
+    assert errors == ["too few", "right", "too many"], [v.reason for v in verdicts]
