@@ -48,6 +48,7 @@ from t2i_gcpo.toy import build
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.assets import ASSETS_DIR, load_shapes_policy
 from t2i_gcpo.toy.models import janus_policy
+from t2i_gcpo.toy.oracle import objects_asked
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 from t2i_gcpo.toy.rewards import ShapesOracle
 
@@ -99,7 +100,7 @@ def failure_kind(correct: bool, reason: str) -> str:
 def objects_beyond_prompt(verdict, metadata: dict) -> int:
     """How many more objects the shapes oracle found in an image (named or not) than its
     prompt asks for (negative: fewer)."""
-    return verdict.details["found"] - sum(int(req["count"]) for req in metadata["include"])
+    return verdict.details["found"] - objects_asked(metadata)
 
 
 def count_error(reason: str) -> str:

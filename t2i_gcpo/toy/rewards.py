@@ -10,7 +10,7 @@ import torch
 
 from reward_models import AestheticScore, CLIPScore, RewardModel, Verdict
 from t2i_gcpo.toy.assets import shapes_aesthetic_path, shapes_clip_path
-from t2i_gcpo.toy.oracle import judge_batch, wrong_version
+from t2i_gcpo.toy.oracle import judge_batch, objects_asked, wrong_version
 
 ORACLE_MODES = ("strict", "share")
 
@@ -56,8 +56,7 @@ class ShapesOracle(RewardModel):
         for result, meta in zip(judge_batch(images, metadata), metadata, strict=True):
             correct, share = result.correct, result.share
             if self.no_extras:
-                asked = sum(int(req["count"]) for req in meta["include"])
-                sparse = len(result.found) <= asked
+                sparse = len(result.found) <= objects_asked(meta)
                 total = len(meta["include"]) + len(meta.get("exclude", []))
                 correct = correct and sparse
                 share = (share * total + sparse) / (total + 1)
