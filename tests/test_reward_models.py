@@ -296,21 +296,34 @@ def test_shapes_oracle_strict_share_and_verdicts():
         ShapesOracle("mean")
 
 
-def test_shapes_oracle_no_extras_counts_objects_beyond_the_prompt():
-    objects = [SceneObject("circle", "red", 2, 2, 16), SceneObject("square", "blue", 28, 28, 16)]
-    alone, cluttered = drawn(objects[0]), drawn(*objects)
-    images = torch.stack([alone.image, cluttered.image])
-    metadata = [alone.metadata, alone.metadata]  # "a photo of a red circle" for both
-    # GenEval's rules ignore the square; no_extras makes "nothing else" one more requirement
-    assert ShapesOracle("strict")(images, ["", ""], metadata).tolist() == [1.0, 1.0]
-    assert ShapesOracle("strict", no_extras=True)(images, ["", ""], metadata).tolist() == [1.0, 0.0]
-    assert ShapesOracle("share", no_extras=True)(images, ["", ""], metadata).tolist() == [1.0, 0.5]
+def test_shapes_oracle_extras_limits_objects_beyond_the_prompt():
+    red_circle, blue_square = (
+        SceneObject("circle", "red", 2, 2, 16),
+        SceneObject("square", "blue", 28, 28, 16),
+    )
+    alone = drawn(red_circle)
+    other = drawn(red_circle, blue_square)
+    twice = drawn(red_circle, SceneObject("circle", "red", 28, 28, 16))
+    images = torch.stack([alone.image, other.image, twice.image])
+    metadata = [alone.metadata] * 3  # "a photo of a red circle" for all three
+    prompts = [""] * 3
+
+    def scores(mode, extras):
+        return ShapesOracle(mode, extras=extras)(images, prompts, metadata).tolist()
+
+    # GenEval's rules ignore what the prompt does not ask for
+    assert scores("strict", "allowed") == [1.0, 1.0, 1.0]
+    # "named": a second circle breaks it, a square does not; "none": both do
+    assert scores("strict", "named") == [1.0, 1.0, 0.0]
+    assert scores("strict", "none") == [1.0, 0.0, 0.0]
+    assert scores("share", "named") == [1.0, 1.0, 0.5]
+    assert scores("share", "none") == [1.0, 0.5, 0.5]
     # wrong colour and an extra object: neither of the two requirements holds
-    wrong = drawn(SceneObject("circle", "blue", 2, 2, 16), objects[1])
-    score = ShapesOracle("share", no_extras=True)(wrong.image[None], [""], metadata[:1])
+    wrong = drawn(SceneObject("circle", "blue", 2, 2, 16), blue_square)
+    score = ShapesOracle("share", extras="none")(wrong.image[None], [""], metadata[:1])
     assert score.tolist() == [0.0]
-    with pytest.raises(ValueError, match="no_extras='yes'"):
-        ShapesOracle("share", no_extras="yes")
+    with pytest.raises(ValueError, match="extras='some'.*'allowed', 'named', 'none'"):
+        ShapesOracle("share", extras="some")
 
 
 # ---------------------------------------------------------------- plug-ins

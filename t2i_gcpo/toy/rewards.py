@@ -13,6 +13,7 @@ from t2i_gcpo.toy.assets import shapes_aesthetic_path, shapes_clip_path
 from t2i_gcpo.toy.oracle import judge_batch, objects_asked, wrong_version
 
 ORACLE_MODES = ("strict", "share")
+EXTRAS_RULES = ("allowed", "named", "none")
 
 
 def shapes_clip(**kwargs) -> CLIPScore:
@@ -25,6 +26,17 @@ def shapes_aesthetic(**kwargs) -> AestheticScore:
     return AestheticScore(shapes_aesthetic_path(), "local-dir:" + str(shapes_clip_path()), **kwargs)
 
 
+def within_extras(found: Sequence, metadata: dict, extras: str) -> bool:
+    """Whether an image's detections keep to the `extras` rule (see ShapesOracle)."""
+    if extras == "none":
+        return len(found) <= objects_asked(metadata)
+    asked: dict[str, int] = {}
+    for req in metadata["include"]:
+        asked[req["class"]] = asked.get(req["class"], 0) + int(req["count"])
+    classes = [d.shape for d in found]
+    return all(classes.count(name) <= count for name, count in asked.items())
+
+
 class ShapesOracle(RewardModel):
     """images (N, 3, H, W) in [0, 1] + GenEval metadata -> oracle scores (N,).
 
@@ -33,21 +45,23 @@ class ShapesOracle(RewardModel):
     read; each sample's metadata must be a GenEval record of this world (see toy.scenes).
     `judge` gives the verdicts with the masks of the objects found for the prompt.
 
-    no_extras: add one requirement GenEval does not make outside counting: no more objects
-    (named or not) than the prompt's counts add up to. GenEval lets an image hold anything
-    beyond what its prompt asks, so a policy trained on its verdict learns to scatter objects,
-    which only counting's exclude punishes (docs/results.md, section 4).
+    extras: what an image may hold beyond what its prompt asks. "allowed": anything, as GenEval
+    rules (only counting's exclude limits the counted class); "named": no class the prompt names
+    more often than it names it; "none": no more objects, named or not, than the prompt's counts
+    add up to. "named" and "none" are one more requirement of the verdict and the share. Under
+    GenEval's rules a policy learns to scatter objects, which only counting punishes; both
+    limits stop the default run from learning at all (docs/results.md, section 4).
     """
 
     name = "shapes-oracle"
 
-    def __init__(self, mode: str = "strict", no_extras: bool = False) -> None:
+    def __init__(self, mode: str = "strict", extras: str = "allowed") -> None:
         if mode not in ORACLE_MODES:
             raise ValueError(f"mode={mode!r}; expected one of {ORACLE_MODES}")
-        if not isinstance(no_extras, bool):
-            raise ValueError(f"no_extras={no_extras!r}; expected true or false")
+        if extras not in EXTRAS_RULES:
+            raise ValueError(f"extras={extras!r}; expected one of {EXTRAS_RULES}")
         self.mode = mode
-        self.no_extras = no_extras
+        self.extras = extras
 
     def __call__(
         self, images: torch.Tensor, prompts: Sequence[str], metadata: Sequence[dict]
@@ -55,8 +69,8 @@ class ShapesOracle(RewardModel):
         scores = []
         for result, meta in zip(judge_batch(images, metadata), metadata, strict=True):
             correct, share = result.correct, result.share
-            if self.no_extras:
-                sparse = len(result.found) <= objects_asked(meta)
+            if self.extras != "allowed":
+                sparse = within_extras(result.found, meta, self.extras)
                 total = len(meta["include"]) + len(meta.get("exclude", []))
                 correct = correct and sparse
                 share = (share * total + sparse) / (total + 1)
