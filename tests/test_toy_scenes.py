@@ -11,8 +11,16 @@ import torch
 from t2i_gcpo.data.geneval import make_record
 from t2i_gcpo.data.prompts import load_prompts
 from t2i_gcpo.toy import scenes as S
-from t2i_gcpo.toy.oracle import detect, judge_batch, wrong_edit, wrong_version
+from t2i_gcpo.toy.oracle import (
+    Detection,
+    detect,
+    flow_grpo_score,
+    judge_batch,
+    wrong_edit,
+    wrong_version,
+)
 from t2i_gcpo.toy.prompts import shapes_prompt_set
+from t2i_gcpo.toy.rewards import ShapesOracle
 from t2i_gcpo.toy.tokenizer import PatchVQ, fit_codebook
 
 
@@ -295,6 +303,45 @@ def test_counts_are_at_least_except_for_counting_which_is_exact():
     wrong = verdict(image, record("counting", {**CIRCLE, "count": 2}))
     assert not wrong.correct and "circle < 3" in wrong.reason  # the exclude rule
     assert not verdict(image, record("counting", {**CIRCLE, "count": 4})).correct
+
+
+def found(*objects):
+    """Hand-made detections (shape, colour, box) in the order given."""
+    mask = torch.zeros(48, 48, dtype=torch.bool)
+    return [Detection(shape, color, box, mask, 100) for shape, color, box in objects]
+
+
+def test_flow_grpo_score_grades_exact_counts_colours_and_relations():
+    red_circle = {**CIRCLE, "color": "red"}
+    colors = record("colors", red_circle)
+    left, right = (2, 20, 14, 32), (30, 20, 42, 32)
+    assert flow_grpo_score(found(("circle", "red", left)), colors) == 1.0
+    # wrong colour: the count term 1, the colour term 1 - |1 - 0| / 1 = 0
+    assert flow_grpo_score(found(("circle", "blue", left)), colors) == 0.5
+    # one circle too many: the count term 1 - |1 - 2| = 0 and the colour check's 0
+    two = found(("circle", "red", left), ("circle", "red", right))
+    assert flow_grpo_score(two, colors) == 0.0
+    # objects of another class cost nothing
+    assert flow_grpo_score(found(("circle", "red", left), ("square", "red", right)), colors) == 1.0
+    three = record("counting", {**CIRCLE, "count": 3})
+    assert flow_grpo_score(two, three) == pytest.approx(2 / 3)
+    four = found(*[("circle", "red", (x, 0, x + 8, 8)) for x in (0, 10, 20, 30)])
+    assert flow_grpo_score(four, three) == pytest.approx(2 / 3)  # exclude not read
+    assert flow_grpo_score(four, record("single_object", CIRCLE)) == -2.0
+    square = {"class": "square", "count": 1}
+    position = record("position", square, {**CIRCLE, "position": ["left of", 0]})
+    pair = found(("circle", "red", left), ("square", "blue", right))
+    assert flow_grpo_score(pair, position) == 1.0  # terms 1, 1, 1
+    swapped = found(("circle", "red", right), ("square", "blue", left))
+    assert flow_grpo_score(swapped, position) == 0.75  # terms 1, 1, 0, 1 as the server appends
+    no_target = found(("circle", "red", left))
+    assert flow_grpo_score(no_target, position) == pytest.approx(1 / 3)  # terms 0, 1, 0
+    # the shapes-oracle reward in this mode, on a drawn scene
+    image = scene_of(S.SceneObject("circle", "red", 4, 4, 16)).image
+    oracle = ShapesOracle("flow_grpo")
+    assert oracle(image[None], [""], [colors]).tolist() == [1.0]
+    with pytest.raises(ValueError, match="extras='named' with mode 'flow_grpo'"):
+        ShapesOracle("flow_grpo", extras="named")
 
 
 def test_colours_and_relations_follow_geneval():

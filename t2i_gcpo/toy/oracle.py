@@ -240,6 +240,54 @@ def judge_objects(found: list[Detection], metadata: dict) -> Judgement:
     return Judgement(correct, found, matched, "; ".join(reasons), max(share, 0.0))
 
 
+def flow_grpo_score(found: list[Detection], metadata: dict) -> float:
+    """The partial score Flow-GRPO trains on for GenEval prompts (its reward server's
+    `evaluate_reward`), on one image's detections: the mean of one term per check.
+
+    For each `include` requirement of class c and count n, with F every object of class c found:
+    1 - |n - |F|| / n; if |F| != n, one more term 0 when the requirement names a colour or a
+    position; else, with a colour, 1 - |n - (objects of F with it)| / n, and with a position
+    (when the colour held) 0 if requirement i matched nothing, else 1 after a 0 if some object
+    of F is not in the relation to some object of requirement i (the server appends both, so
+    a wrong relation scores 1/2 where a missing target scores 0). Requirement i "matched" when
+    all of its checks held. `exclude` requirements are not read: the exact counts stand in for
+    them. So an extra object of a named class costs as much as a missing one, and a term can
+    be negative (3 circles for "a circle": -1)."""
+    check_metadata(metadata)
+    by_class: dict[str, list[Detection]] = {}
+    for detection in found:
+        if detection.shape is not None:
+            by_class.setdefault(detection.shape, []).append(detection)
+    terms: list[float] = []
+    groups: list[list[Detection] | None] = []
+    for req in metadata["include"]:
+        count, objects = int(req["count"]), by_class.get(req["class"], [])
+        terms.append(1 - abs(count - len(objects)) / count)
+        matched = len(objects) == count
+        if not matched:
+            if "color" in req or "position" in req:
+                terms.append(0.0)
+        else:
+            if "color" in req:
+                right = [d.color for d in objects].count(req["color"])
+                terms.append(1 - abs(count - right) / count)
+                matched = right == count
+            if "position" in req and matched:
+                relation, target = req["position"]
+                if groups[target] is None:
+                    terms.append(0.0)
+                    matched = False
+                else:
+                    if not all(
+                        relation in relations(d.box, t.box) for d in objects for t in groups[target]
+                    ):
+                        terms.append(0.0)
+                        matched = False
+                    terms.append(1.0)
+        groups.append(objects if matched else None)
+    return sum(terms) / len(terms)
+
+
 def judge_batch(images: torch.Tensor, metadata: Sequence[dict]) -> list[Judgement]:
     """images (N, 3, H, W), N metadata records -> N judgements."""
     if len(images) != len(metadata):

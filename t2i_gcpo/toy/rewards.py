@@ -10,9 +10,9 @@ import torch
 
 from reward_models import AestheticScore, CLIPScore, RewardModel, Verdict
 from t2i_gcpo.toy.assets import shapes_aesthetic_path, shapes_clip_path
-from t2i_gcpo.toy.oracle import judge_batch, objects_asked, wrong_version
+from t2i_gcpo.toy.oracle import flow_grpo_score, judge_batch, objects_asked, wrong_version
 
-ORACLE_MODES = ("strict", "share")
+ORACLE_MODES = ("strict", "share", "flow_grpo")
 EXTRAS_RULES = ("allowed", "named", "none")
 
 
@@ -40,8 +40,10 @@ def within_extras(found: Sequence, metadata: dict, extras: str) -> bool:
 class ShapesOracle(RewardModel):
     """images (N, 3, H, W) in [0, 1] + GenEval metadata -> oracle scores (N,).
 
-    mode: "strict" (1.0 when the image satisfies its prompt by GenEval's rules, else 0.0) or
-    "share" (the share of the prompt's requirements met, excludes included). Prompts are not
+    mode: "strict" (1.0 when the image satisfies its prompt by GenEval's rules, else 0.0),
+    "share" (the share of the prompt's requirements met, excludes included) or "flow_grpo" (the
+    partial score Flow-GRPO trains on: exact counts of every named class, graded; see
+    toy.oracle.flow_grpo_score; `extras` must stay "allowed" with it). Prompts are not
     read; each sample's metadata must be a GenEval record of this world (see toy.scenes).
     `judge` gives the verdicts with the masks of the objects found for the prompt.
 
@@ -60,6 +62,11 @@ class ShapesOracle(RewardModel):
             raise ValueError(f"mode={mode!r}; expected one of {ORACLE_MODES}")
         if extras not in EXTRAS_RULES:
             raise ValueError(f"extras={extras!r}; expected one of {EXTRAS_RULES}")
+        if mode == "flow_grpo" and extras != "allowed":
+            raise ValueError(
+                f"extras={extras!r} with mode 'flow_grpo': its exact counts already limit the "
+                "named classes; use extras 'allowed'"
+            )
         self.mode = mode
         self.extras = extras
 
@@ -74,7 +81,10 @@ class ShapesOracle(RewardModel):
                 total = len(meta["include"]) + len(meta.get("exclude", []))
                 correct = correct and sparse
                 share = (share * total + sparse) / (total + 1)
-            scores.append(float(correct) if self.mode == "strict" else share)
+            if self.mode == "flow_grpo":
+                scores.append(flow_grpo_score(result.found, meta))
+            else:
+                scores.append(float(correct) if self.mode == "strict" else share)
         return torch.tensor(scores, dtype=torch.float32, device=images.device)
 
     def judge(
