@@ -24,7 +24,11 @@ ways (the gcpo preset's credit; AUROC 0.5 = chance):
                  too small to detect);
    and, with every object the oracle detects counted as object (those matched to the prompt
    and the others: an extra object, a fragment of another colour, a shape it cannot name), the
-   AUROC of the credit for their patches against the rest.
+   AUROC of the credit for their patches against the rest; and the extras alone (objects the
+   oracle detects but does not match to the prompt), split into those of a class the prompt
+   names and the others (another class, or none the oracle can name), with their patches' mean
+   credit weight, divergence and log p prompt - negative: how hard a GCPO update pushes the
+   objects a policy draws beyond its prompt, where GRPO weighs every token 1.
 2. The blame test (`t2i-gcpo eval`'s blame_auroc), against the null negative whatever the
    view: each right sample has one named object redrawn wrongly in place (another class or
    colour) and is scored again; per change and in all, the AUROC against the untouched tokens,
@@ -32,8 +36,13 @@ ways (the gcpo preset's credit; AUROC 0.5 = chance):
        first  the first redrawn token in raster order (blame_first_auroc),
        rest   the other redrawn tokens,
        all    every redrawn token (blame_auroc).
+3. What one training step on these samples does to the matched objects' tokens, the extras'
+   and the rest (the ground): each prompt's samples are a group, scored by the shapes oracle
+   (`--reward-mode`), and the mean of advantage x the kind's share of the token weights is
+   given under GRPO (weight 1) and GCPO (its credit); see Push.
 
     python benchmarks/credit_where.py [--policy shapes] [--samples 2] [--view null]
+        [--reward-mode share]
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from collections import defaultdict
 import torch
 
 from t2i_gcpo.algos import GCPO, credit_preset
+from t2i_gcpo.algos.advantages import group_advantages
 from t2i_gcpo.algos.metrics import patch_coverage, token_auroc
 from t2i_gcpo.data.geneval import is_geneval, vocabulary
 from t2i_gcpo.data.prompts import resolve_prompts
@@ -153,6 +163,127 @@ class ObjectRows:
         )
 
 
+def object_patches(masks: torch.Tensor, grid) -> torch.Tensor:
+    """Masks (K, H, W) -> (T,) bool: the patches any of them covers."""
+    if not len(masks):
+        return torch.zeros(grid[0] * grid[1], dtype=torch.bool)
+    return token_kinds(masks, grid)["all"]
+
+
+def extra_objects(matched: torch.Tensor, detections: list, grid) -> list[tuple]:
+    """The detections that are not among the matched masks (K, H, W), each with its patches
+    (T,) bool outside the matched objects' patches."""
+    claimed = object_patches(matched, grid)
+    return [
+        (d, (patch_coverage(d.mask, grid) > 0).flatten() & ~claimed)
+        for d in detections
+        if not any(torch.equal(d.mask, mask) for mask in matched)
+    ]
+
+
+class Extras:
+    """Part 1, last lines: credit on the objects detected beyond those matched to the prompt."""
+
+    def __init__(self) -> None:
+        self.weight: dict[str, list[float]] = {"named": [], "other": []}
+        self.divergence: dict[str, list[float]] = {"named": [], "other": []}
+        self.gap: dict[str, list[float]] = {"named": [], "other": []}
+        self.per_image: dict[str, list[int]] = {"named": [], "other": []}
+
+    def add(self, extras: list, named: set, credit, div, gap) -> None:
+        """One sample: its extras as (Detection, patches (T,) bool) pairs (see extra_objects),
+        the classes its prompt names, and its credit, divergence and log p prompt - negative
+        (T,)."""
+        counts = {"named": 0, "other": 0}
+        for detection, patches in extras:
+            kind = "named" if detection.shape in named else "other"
+            counts[kind] += 1
+            if patches.any():
+                self.weight[kind].append(credit[patches].mean().item())
+                self.divergence[kind].append(div[patches].mean().item())
+                self.gap[kind].append(gap[patches].mean().item())
+        for kind, n in counts.items():
+            self.per_image[kind].append(float(n))
+
+    def report(self) -> str:
+        return "extra objects (detected, not matched to the prompt): " + "; ".join(
+            f"{label} {mean(self.per_image[kind]):.2f} an image, mean credit weight "
+            f"{mean(self.weight[kind]):.3f}, mean k3 divergence {mean(self.divergence[kind]):.4f}, "
+            f"mean log p prompt - negative {mean(self.gap[kind]):.3f}"
+            for kind, label in (("named", "named class"), ("other", "other or no class"))
+        )
+
+
+def lead_patches(patches: torch.Tensor, grid) -> torch.Tensor:
+    """An object's patches (T,) bool -> (T,) bool: those in its first row of patches."""
+    rows = patches.view(grid)
+    lead = torch.zeros_like(rows)
+    if rows.any():
+        first = rows.any(dim=1).nonzero()[0, 0]
+        lead[first] = rows[first]
+    return lead.flatten()
+
+
+class Push:
+    """Part 3: what one policy-gradient step on these samples does to each kind of token, at
+    the first pass (ratio 1): the mean over samples of the advantage times the kind's share of
+    the sample's token weights, the credit under GCPO (credit_weighted: sum(A w) / sum(w), and
+    the credit's mean is 1) and 1 under GRPO. Positive: the step raises those tokens' log
+    probability on the whole. The kinds split the tokens: the matched objects' and the extras'
+    first rows of patches (where raster order starts an object) and their other rows, and the
+    ground."""
+
+    KINDS = ("matched lead", "matched rest", "extras lead", "extras rest", "ground")
+
+    def __init__(self) -> None:
+        self.push = {(algo, kind): [] for algo in ("grpo", "gcpo") for kind in self.KINDS}
+
+    @staticmethod
+    def kinds(matched: torch.Tensor, extras: list, grid) -> dict[str, torch.Tensor]:
+        """A sample's matched masks (K, H, W) and extras (see extra_objects) -> KINDS' (T,)
+        bool masks."""
+        split = token_kinds(matched, grid) if len(matched) else None
+        empty = torch.zeros(grid[0] * grid[1], dtype=torch.bool)
+        kinds = {
+            "matched lead": split["lead"] if split else empty,
+            "matched rest": split["rest"] if split else empty,
+            "extras lead": empty.clone(),
+            "extras rest": empty.clone(),
+        }
+        for _, patches in extras:
+            lead = lead_patches(patches, grid)
+            kinds["extras lead"] |= lead
+            kinds["extras rest"] |= patches & ~lead
+        kinds["extras rest"] &= ~kinds["extras lead"]
+        taken = torch.stack(list(kinds.values())).any(dim=0)
+        kinds["ground"] = ~taken
+        return kinds
+
+    def add(self, advantage: float, kinds: dict, credit: torch.Tensor) -> None:
+        """One sample: its advantage, its (T,) bool masks of KINDS, its credit (T,)."""
+        tokens = credit.numel()
+        for kind in self.KINDS:
+            where = kinds[kind]
+            self.push[("grpo", kind)].append(advantage * where.sum().item() / tokens)
+            self.push[("gcpo", kind)].append(advantage * credit[where].sum().item() / tokens)
+
+    def report(self) -> str:
+        lines = [
+            f"one step's push on each kind of token ({len(self.push[('grpo', 'ground')])} "
+            "samples; mean advantage x the kind's share of the token weight):",
+            "| tokens | GRPO | GCPO | GCPO / GRPO |",
+            "|---|---|---|---|",
+        ]
+        rows = [(kind, (kind,)) for kind in self.KINDS]
+        rows.append(("every object's lead", ("matched lead", "extras lead")))
+        for label, parts in rows:
+            grpo, gcpo = (
+                sum(mean(self.push[(algo, kind)]) for kind in parts) for algo in ("grpo", "gcpo")
+            )
+            lines.append(f"| {label} | {grpo:+.4f} | {gcpo:+.4f} | {gcpo / grpo:.2f} |")
+        return "\n".join(lines)
+
+
 class Blame:
     """Part 2: the blame test's credit on the first redrawn token, the rest and all."""
 
@@ -209,12 +340,19 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2, help="samples per prompt")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--view", default="null", choices=("null", "attribute", "position"))
+    parser.add_argument(
+        "--reward-mode",
+        default="share",
+        choices=("share", "strict"),
+        help="the shapes oracle's mode for part 3's advantages (share: the default run's)",
+    )
     args = parser.parse_args()
 
     policy = load_policy(args.policy, device="cpu")
     records, judge, preset = resolve_prompts(args.prompts), ShapesOracle(), credit_preset(GCPO)
     grid = tuple(policy.grid)
-    rows, blame = ObjectRows(), Blame(policy, preset)
+    rows, extras, push, blame = ObjectRows(), Extras(), Push(), Blame(policy, preset)
+    reward = ShapesOracle(args.reward_mode)
     tile_codes = torch.full((policy.image_tokenizer.codebook_size,), -1)
     for index, tile in enumerate(TILES):  # each ground tile's code: an image of it alone
         tile_codes[policy.encode(tile.repeat(1, grid[0], grid[1])[None])[0, 0]] = index
@@ -232,11 +370,19 @@ def main() -> None:
         )
         div, credit = preset.token_credit(rollout.logp_pos.float(), logp_neg)
         detected = detect(images)
+        advantages = group_advantages(reward(images, prompts, metadata), args.samples)
         for i, verdict in enumerate(verdicts):
             if len(verdict.masks) > 0 and applies[i]:
                 tiles = tile_codes[rollout.tokens[i].cpu()]
                 every = torch.stack([d.mask for d in detected[i]])
                 rows.add(verdict.masks, grid, credit[i].cpu(), div[i].cpu(), tiles, every)
+            if applies[i]:
+                named = {req["class"] for req in metadata[i]["include"]}
+                gap = (rollout.logp_pos[i].float() - logp_neg[i]).cpu()
+                others = extra_objects(verdict.masks, detected[i], grid)
+                extras.add(others, named, credit[i].cpu(), div[i].cpu(), gap)
+                kinds = Push.kinds(verdict.masks, others, grid)
+                push.add(advantages[i].item(), kinds, credit[i].cpu())
             edit = wrong_edit(images[i], metadata[i], args.seed + i) if verdict.correct else None
             if edit is not None:
                 blame.add(prompts[i], rollout.tokens[i].cpu(), *edit)
@@ -244,6 +390,8 @@ def main() -> None:
     print(f"policy {args.policy}, {args.samples} samples per prompt of {args.prompts}")
     print(f"part 1 against the {args.view} negative, the blame test against the null one")
     print(rows.report())
+    print(extras.report())
+    print(push.report())
     print(blame.report())
 
 

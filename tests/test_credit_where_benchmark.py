@@ -39,3 +39,39 @@ def test_object_rows_rank_every_detected_object_against_the_rest(credit_where):
     # the matched object ranks below one background patch (the extra object) of 143
     assert abs(rows.aurocs["all"][0] - 142 / 143) < 1e-6
     assert rows.against["unmatched"] == [] and rows.detected == [1.0]
+
+
+def test_extras_and_push_split_the_tokens_and_weigh_them_by_credit(credit_where):
+    from t2i_gcpo.toy.oracle import Detection
+
+    matched = torch.zeros(1, 48, 48, dtype=torch.bool)
+    matched[0, 5:11, 4:12] = True  # patch rows 1-2, columns 1-2
+    extra = torch.zeros(48, 48, dtype=torch.bool)
+    extra[20:28, 20:24] = True  # patch rows 5-6, column 5
+    detections = [
+        Detection("circle", "red", (4, 5, 12, 11), matched[0], 48),
+        Detection("square", "red", (20, 20, 24, 28), extra, 32),
+    ]
+    others = credit_where.extra_objects(matched, detections, (12, 12))
+    assert [d.shape for d, _ in others] == ["square"]
+    assert others[0][1].nonzero().flatten().tolist() == [65, 77]
+    kinds = credit_where.Push.kinds(matched, others, (12, 12))
+    assert kinds["matched lead"].nonzero().flatten().tolist() == [13, 14]
+    assert kinds["matched rest"].nonzero().flatten().tolist() == [25, 26]
+    assert kinds["extras lead"].nonzero().flatten().tolist() == [65]
+    assert kinds["extras rest"].nonzero().flatten().tolist() == [77]
+    assert int(kinds["ground"].sum()) == 144 - 6
+    credit = torch.ones(144)
+    credit[[13, 14, 65]] = 3.0
+    push = credit_where.Push()
+    push.add(0.5, kinds, credit)
+    assert push.push[("grpo", "matched lead")] == [0.5 * 2 / 144]
+    assert push.push[("gcpo", "matched lead")] == [0.5 * 6 / 144]
+    assert push.push[("gcpo", "extras lead")] == [0.5 * 3 / 144]
+    assert push.push[("grpo", "ground")] == [0.5 * 138 / 144]
+    extras = credit_where.Extras()
+    gap = torch.zeros(144)
+    gap[[65, 77]] = torch.tensor([1.0, 2.0])
+    extras.add(others, {"circle"}, credit, credit, gap)
+    assert extras.per_image == {"named": [0.0], "other": [1.0]}
+    assert extras.weight["other"] == [2.0] and extras.gap["other"] == [1.5]
