@@ -260,7 +260,9 @@ class RewardsConfig:
     verifiable reward, as in Flow-GRPO's GenEval task; measured in benchmarks/study.py, its tiny
     CLIP reward rises under training while the held-out GenEval score falls) in its "share"
     mode: the share of the prompt's requirements an image meets, partial credit where the strict
-    verdict (mode "strict") gives most groups all zeros."""
+    verdict (mode "strict") gives most groups all zeros. Mode "flow_grpo" is the graded
+    exact-count score Flow-GRPO itself trains on; as the default run's reward it lowered the
+    held-out score (docs/results.md, section 4)."""
     on_nonfinite: str = "error"
     """A NaN / inf reward: "error" stops training; "drop" leaves that sample's group out of
     the step (counted in the metrics)."""
