@@ -47,12 +47,13 @@ class ShapesOracle(RewardModel):
     read; each sample's metadata must be a GenEval record of this world (see toy.scenes).
     `judge` gives the verdicts with the masks of the objects found for the prompt.
 
-    extras: what an image may hold beyond what its prompt asks. "allowed": anything, as GenEval
-    rules (only counting's exclude limits the counted class); "named": no class the prompt names
-    more often than it names it; "none": no more objects, named or not, than the prompt's counts
-    add up to. "named" and "none" are one more requirement of the verdict and the share. Under
-    GenEval's rules a policy learns to scatter objects, which only counting punishes; both
-    limits stop the default run from learning at all (docs/results.md, section 4).
+    extras: what an image may hold beyond what its prompt asks. "allowed": anything, as
+    GenEval's rules allow (only counting's exclude limits the counted class); "named": no class
+    the prompt names more often than it names it; "none": no more objects, named or not, than
+    the prompt's counts add up to. "named" and "none" are one more requirement of the verdict
+    and the share. Under GenEval's rules a policy learns to scatter objects, which only
+    counting punishes; under either limit the default run gains nothing (docs/results.md,
+    section 4).
     """
 
     name = "shapes-oracle"
