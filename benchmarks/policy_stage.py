@@ -43,12 +43,12 @@ from pathlib import Path
 
 import torch
 
+from t2i_gcpo.data.geneval import objects_asked
 from t2i_gcpo.evaluation import judge_images, sampled_batches
 from t2i_gcpo.toy import build
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.assets import ASSETS_DIR, load_shapes_policy
 from t2i_gcpo.toy.models import janus_policy
-from t2i_gcpo.toy.oracle import objects_asked
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 from t2i_gcpo.toy.rewards import ShapesOracle
 

@@ -33,6 +33,8 @@ class Verdict:
     masks: (K, H, W) bool, the pixels of each object found for the prompt's requirements (K may
         be 0 when nothing was found); where credit maps are compared with the objects.
     reason: why the image is wrong ("" when correct).
+    details: anything else the judge reports. `found` (int), how many objects it found in all,
+        named by the prompt or not, is read by t2i_gcpo.evaluation ("objects/extra").
     """
 
     correct: bool

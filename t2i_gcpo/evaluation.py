@@ -9,6 +9,11 @@ log-probs come with the samples). Reported, each the mean over the images it is 
     oracle/<tag>, oracle/all          the judge's accuracy per prompt category (metadata "tag")
                                       and over all images
     oracle/geneval                    the mean of the per-category accuracies (GenEval's score)
+    objects/extra                     objects the judge found beyond those the prompt asks for,
+                                      an image (GenEval prompts, judges whose verdicts give
+                                      details["found"]): GenEval's rules ignore them outside
+                                      counting, so a policy trained on them learns to scatter
+                                      objects, and this is where it shows
     credit/<negative>/object_auroc    AUROC of the credit for the tokens of the objects the judge
                                       found against the other tokens (0.5 = chance, 1 = perfect)
     credit/<negative>/precision_at_k  the share of object tokens among the K highest-credit
@@ -46,7 +51,7 @@ from t2i_gcpo.algos import (
     token_auroc,
 )
 from t2i_gcpo.data import PromptRecord
-from t2i_gcpo.data.geneval import is_geneval, vocabulary
+from t2i_gcpo.data.geneval import is_geneval, objects_asked, vocabulary
 from t2i_gcpo.data.negatives import NEGATIVE_VIEWS, attribute_caption
 from t2i_gcpo.logging_utils import short_names
 from t2i_gcpo.policies import Policy, Rollout, score_tokens
@@ -268,11 +273,15 @@ def _add_rewards(values: dict[str, list[torch.Tensor]], result) -> None:
 
 
 def _add_accuracy(values, verdicts: Sequence[Verdict], metadata: Sequence[dict]) -> None:
-    """Append each verdict to "oracle/all" and to its category's "oracle/<tag>"."""
+    """Append each verdict to "oracle/all" and to its category's "oracle/<tag>", and the objects
+    it found beyond its prompt's to "objects/extra" when it says how many it found."""
     correct = torch.tensor([float(v.correct) for v in verdicts])
     values["oracle/all"].append(correct)
-    for meta, right in zip(metadata, correct, strict=True):
+    for meta, right, verdict in zip(metadata, correct, verdicts, strict=True):
         values[f"oracle/{meta.get('tag', 'untagged')}"].append(right[None])
+        found = verdict.details.get("found")
+        if isinstance(found, int) and is_geneval(meta):
+            values["objects/extra"].append(torch.tensor([float(found - objects_asked(meta))]))
 
 
 def _means(values: dict[str, list[torch.Tensor]]) -> dict[str, float]:

@@ -3,6 +3,7 @@ against a fast subset of their quality bars (benchmarks/shapes_quality.py measur
 
 import json
 import math
+from collections import defaultdict
 
 import numpy as np
 import open_clip
@@ -12,9 +13,11 @@ from open_clip.pos_embed import get_2d_sincos_pos_embed
 from open_clip.tokenizer import HFTokenizer
 from safetensors.torch import load_file
 
+from reward_models import Verdict
 from reward_models.aesthetic_head import AestheticMLP
 from t2i_gcpo.cli import main
-from t2i_gcpo.evaluation import evaluate_policy, first_tokens
+from t2i_gcpo.data.geneval import make_record
+from t2i_gcpo.evaluation import _add_accuracy, _means, evaluate_policy, first_tokens
 from t2i_gcpo.policies import load_policy
 from t2i_gcpo.toy import build
 from t2i_gcpo.toy import scenes as S
@@ -386,6 +389,26 @@ def test_shipped_policy_follows_classes_and_colours_on_held_out_prompts():
     assert 0.25 <= figures["oracle/geneval"] <= 0.5, figures
     assert figures["oracle/single_object"] >= 0.75 and figures["oracle/colors"] >= 0.2, figures
     assert figures["oracle/color_attr"] <= 0.2, figures
+    # it draws a few objects beyond the prompt's (policy_stage.py --failures: 0.4-1.3 a category)
+    assert 0.0 <= figures["objects/extra"] <= 2.0, figures
+
+
+def test_objects_beyond_the_prompt_are_counted_where_the_judge_says_how_many_it_found():
+    none = torch.zeros(0, 48, 48, dtype=torch.bool)
+    pair = make_record(
+        "two_object", [{"class": "circle", "count": 1}, {"class": "cross", "count": 1}]
+    )
+    three = make_record("counting", [{"class": "square", "count": 3}])
+    verdicts = [
+        Verdict(True, none, "", {"found": 4}),  # two asked, four found: 2 extra
+        Verdict(False, none, "too few", {"found": 2}),  # three asked, two found: -1
+        Verdict(False, none, "no count"),  # a judge that does not say: left out
+    ]
+    values = defaultdict(list)
+    _add_accuracy(values, verdicts, [pair, three, three])
+    figures = _means(values)
+    assert figures["objects/extra"] == 0.5
+    assert figures["oracle/two_object"] == 1.0 and figures["oracle/counting"] == 0.0
 
 
 def test_first_tokens_keeps_each_rows_first_redrawn_token():

@@ -46,6 +46,11 @@ def is_geneval(metadata: dict) -> bool:
     )
 
 
+def objects_asked(metadata: dict) -> int:
+    """How many objects a GenEval record's prompt asks for: its include counts added up."""
+    return sum(int(req["count"]) for req in metadata["include"])
+
+
 def prompt_of(metadata: dict) -> str:
     """The prompt of a record, from GenEval's generation templates."""
     tag, include = metadata["tag"], metadata["include"]

@@ -195,11 +195,6 @@ def detect(images: torch.Tensor) -> list[list[Detection]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def objects_asked(metadata: dict) -> int:
-    """How many objects a GenEval record's prompt asks for: its include counts added up."""
-    return sum(int(req["count"]) for req in metadata["include"])
-
-
 def judge_objects(found: list[Detection], metadata: dict) -> Judgement:
     """GenEval's rules (see the module docstring) on one image's detections."""
     check_metadata(metadata)

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 import torch
 
 from reward_models import AestheticScore, CLIPScore, RewardModel, Verdict
+from t2i_gcpo.data.geneval import objects_asked
 from t2i_gcpo.toy.assets import shapes_aesthetic_path, shapes_clip_path
-from t2i_gcpo.toy.oracle import flow_grpo_score, judge_batch, objects_asked, wrong_version
+from t2i_gcpo.toy.oracle import flow_grpo_score, judge_batch, wrong_version
 
 ORACLE_MODES = ("strict", "share", "flow_grpo")
 EXTRAS_RULES = ("allowed", "named", "none")

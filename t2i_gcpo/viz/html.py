@@ -82,6 +82,7 @@ CURVE_GROUPS = (
     ("reward", ("reward/mean",)),
     ("held-out accuracy (judge)", ("eval/oracle/*",)),
     ("held-out reward", ("eval/reward/mean",)),
+    ("held-out objects beyond the prompt's", ("eval/objects/extra",)),
     ("credit: object AUROC (0.5 = chance)", ("eval/credit/*/object_auroc", "probe/object_auroc")),
     ("credit: blame-test AUROC", ("eval/credit/*/blame_*auroc",)),
     ("credit: precision at K", ("eval/credit/*/precision_at_k", "eval/credit/null/chance_at_k")),
