@@ -1,5 +1,6 @@
 """The default `t2i-gcpo train`, three times (seeds 0, 1, 2): wall time and the held-out GenEval
-score before and after, per seed and on average, with every category's accuracy.
+score before and after, per seed and on average, with every category's accuracy and the objects
+found beyond the prompt's an image (`eval/objects/extra`, "extras").
 
 Each run is the command a user types, `t2i-gcpo train --seed S --logging.output_dir DIR`, in a
 subprocess on the whole machine (2 CPU threads); nothing else should run meanwhile.
@@ -25,6 +26,33 @@ def read_metrics(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
+def table(rows: list[tuple]) -> str:
+    """(seed, seconds, first eval record, last eval record) rows -> the markdown table and the
+    mean gain line."""
+    lines = [
+        "| seed | wall s | GenEval start -> end (points) | " + " | ".join(TAGS) + " | extras |"
+    ]
+    lines.append("|---" * (5 + len(TAGS)) + "|")
+    for seed, seconds, first, last in rows:
+        gain = 100 * (last["eval/oracle/geneval"] - first["eval/oracle/geneval"])
+        cells = [
+            f"{100 * first[f'eval/oracle/{t}']:.0f}->{100 * last[f'eval/oracle/{t}']:.0f}"
+            for t in TAGS
+        ]
+        score = f"{100 * first['eval/oracle/geneval']:.1f} -> "
+        score += f"{100 * last['eval/oracle/geneval']:.1f} ({gain:+.1f})"
+        extras = [r.get("eval/objects/extra", float("nan")) for r in (first, last)]
+        cells.append(f"{extras[0]:.2f}->{extras[1]:.2f}")
+        lines.append(f"| {seed} | {seconds:.0f} | {score} | " + " | ".join(cells) + " |")
+    gains = [100 * (r[3]["eval/oracle/geneval"] - r[2]["eval/oracle/geneval"]) for r in rows]
+    spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
+    lines.append(
+        f"\nmean gain {statistics.fmean(gains):+.1f} +- {spread:.1f} points; every seed rising: "
+        f"{all(g > 0 for g in gains)}; longest run {max(r[1] for r in rows):.0f} s"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -47,21 +75,7 @@ def main() -> None:
         print(f"seed {seed}: {seconds:.0f} s, GenEval {100 * first['eval/oracle/geneval']:.1f} -> "
               f"{100 * last['eval/oracle/geneval']:.1f}", flush=True)  # fmt: skip
     print()
-    print("| seed | wall s | GenEval start -> end (points) | " + " | ".join(TAGS) + " |")
-    print("|---" * (4 + len(TAGS)) + "|")
-    for seed, seconds, first, last in rows:
-        gain = 100 * (last["eval/oracle/geneval"] - first["eval/oracle/geneval"])
-        cells = [
-            f"{100 * first[f'eval/oracle/{t}']:.0f}->{100 * last[f'eval/oracle/{t}']:.0f}"
-            for t in TAGS
-        ]
-        score = f"{100 * first['eval/oracle/geneval']:.1f} -> "
-        score += f"{100 * last['eval/oracle/geneval']:.1f} ({gain:+.1f})"
-        print(f"| {seed} | {seconds:.0f} | {score} | " + " | ".join(cells) + " |")
-    gains = [100 * (r[3]["eval/oracle/geneval"] - r[2]["eval/oracle/geneval"]) for r in rows]
-    spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
-    print(f"\nmean gain {statistics.fmean(gains):+.1f} +- {spread:.1f} points; every seed rising: "
-          f"{all(g > 0 for g in gains)}; longest run {max(r[1] for r in rows):.0f} s")  # fmt: skip
+    print(table(rows))
 
 
 if __name__ == "__main__":
