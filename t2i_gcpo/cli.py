@@ -184,7 +184,9 @@ def _add_eval(commands) -> None:
         "eval",
         help="score a policy on a prompt set",
         description="Sample every prompt, then report the mean of each --rewards and, with a "
-        "--judge, its accuracy per prompt category (and their mean, the GenEval score) and where "
+        "--judge, its accuracy per prompt category (and their mean, the GenEval score), the "
+        "objects it found beyond the prompt's an image (when it says how many it found, as "
+        "shapes-oracle does) and where "
         "GCPO's credit falls on the objects it found: object AUROC, precision at K against its "
         "chance level, the localization ratio, and with a judge that can redraw an object "
         "wrongly (shapes-oracle) the blame test's AUROC, against each of --negatives.",
@@ -584,7 +586,11 @@ def _run_eval(args: argparse.Namespace) -> int:
         )
     except RewardError as err:
         raise InputError(str(err)) from err
-    for prefix, name in (("oracle", "judge_accuracy"), ("reward", "rewards")):
+    for prefix, name in (
+        ("oracle", "judge_accuracy"),
+        ("objects", "objects"),
+        ("reward", "rewards"),
+    ):
         chosen = {k.split("/", 1)[1]: v for k, v in figures.items() if k.startswith(prefix + "/")}
         if chosen:
             results[name] = chosen

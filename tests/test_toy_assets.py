@@ -411,6 +411,20 @@ def test_objects_beyond_the_prompt_are_counted_where_the_judge_says_how_many_it_
     assert figures["oracle/two_object"] == 1.0 and figures["oracle/counting"] == 0.0
 
 
+@needs_assets
+def test_eval_command_reports_the_objects_beyond_the_prompt(tmp_path, capsys):
+    prompts = tmp_path / "two.jsonl"
+    records = [r for r in shapes_prompt_set("eval") if r.metadata["tag"] == "two_object"][:2]
+    lines = [json.dumps({"prompt": r.prompt, "metadata": r.metadata}) for r in records]
+    prompts.write_text("\n".join(lines) + "\n")
+    command = ["eval", "--prompts", str(prompts), "--judge", "shapes-oracle",
+               "--samples-per-prompt", "2", "--negatives", "null", "--device", "cpu"]  # fmt: skip
+    assert main(command) == 0
+    results = json.loads(capsys.readouterr().out)
+    # found minus asked, an image: at least -2 (nothing found for two asked)
+    assert set(results["objects"]) == {"extra"} and results["objects"]["extra"] >= -2.0
+
+
 def test_first_tokens_keeps_each_rows_first_redrawn_token():
     moved = torch.tensor([[0, 1, 1, 0, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1]], dtype=torch.bool)
     expected = torch.tensor([[0, 1, 0, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
