@@ -195,13 +195,19 @@ def detect(images: torch.Tensor) -> list[list[Detection]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def judge_objects(found: list[Detection], metadata: dict) -> Judgement:
-    """GenEval's rules (see the module docstring) on one image's detections."""
-    check_metadata(metadata)
+def objects_by_class(found: list[Detection]) -> dict[str, list[Detection]]:
+    """Detections -> {class: its detections, in the order found}; unrecognised ones left out."""
     by_class: dict[str, list[Detection]] = {}
     for detection in found:
         if detection.shape is not None:
             by_class.setdefault(detection.shape, []).append(detection)
+    return by_class
+
+
+def judge_objects(found: list[Detection], metadata: dict) -> Judgement:
+    """GenEval's rules (see the module docstring) on one image's detections."""
+    check_metadata(metadata)
+    by_class = objects_by_class(found)
     correct, reasons, groups, matched = True, [], [], []
     for req in metadata["include"]:
         name, count = req["class"], int(req["count"])
@@ -249,10 +255,7 @@ def flow_grpo_score(found: list[Detection], metadata: dict) -> float:
     them. So an extra object of a named class costs as much as a missing one, and a term can
     be negative (3 circles for "a circle": -1)."""
     check_metadata(metadata)
-    by_class: dict[str, list[Detection]] = {}
-    for detection in found:
-        if detection.shape is not None:
-            by_class.setdefault(detection.shape, []).append(detection)
+    by_class = objects_by_class(found)
     terms: list[float] = []
     groups: list[list[Detection] | None] = []
     for req in metadata["include"]:

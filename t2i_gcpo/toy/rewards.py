@@ -11,7 +11,7 @@ import torch
 from reward_models import AestheticScore, CLIPScore, RewardModel, Verdict
 from t2i_gcpo.data.geneval import objects_asked
 from t2i_gcpo.toy.assets import shapes_aesthetic_path, shapes_clip_path
-from t2i_gcpo.toy.oracle import flow_grpo_score, judge_batch, wrong_version
+from t2i_gcpo.toy.oracle import flow_grpo_score, judge_batch, objects_by_class, wrong_version
 
 ORACLE_MODES = ("strict", "share", "flow_grpo")
 EXTRAS_RULES = ("allowed", "named", "none")
@@ -34,8 +34,8 @@ def within_extras(found: Sequence, metadata: dict, extras: str) -> bool:
     asked: dict[str, int] = {}
     for req in metadata["include"]:
         asked[req["class"]] = asked.get(req["class"], 0) + int(req["count"])
-    classes = [d.shape for d in found]
-    return all(classes.count(name) <= count for name, count in asked.items())
+    by_class = objects_by_class(found)
+    return all(len(by_class.get(name, [])) <= count for name, count in asked.items())
 
 
 class ShapesOracle(RewardModel):
