@@ -70,20 +70,28 @@ from t2i_gcpo.toy.rewards import ShapesOracle
 from t2i_gcpo.toy.scenes import TILES
 
 
+def lead_patches(patches: torch.Tensor, grid) -> torch.Tensor:
+    """An object's patches (T,) bool -> (T,) bool: those in its first row of patches."""
+    rows = patches.view(grid)
+    lead = torch.zeros_like(rows)
+    if rows.any():
+        first = rows.any(dim=1).nonzero()[0, 0]
+        lead[first] = rows[first]
+    return lead.flatten()
+
+
 def token_kinds(
     masks: torch.Tensor, grid: tuple[int, int], tiles: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
     """Found object masks (K, H, W) -> (T,) bool per kind: lead, rest, all, background; with
     `tiles` (T,) long, which ground tile each patch is drawn as (0 the flat one, -1 none), the
     background split into flat, textured and unmatched patches too."""
-    lead = torch.zeros(grid, dtype=torch.bool)
-    objects = torch.zeros(grid, dtype=torch.bool)
+    lead = torch.zeros(grid[0] * grid[1], dtype=torch.bool)
+    objects = torch.zeros_like(lead)
     for mask in masks:
-        covered = patch_coverage(mask, grid) > 0
+        covered = (patch_coverage(mask, grid) > 0).flatten()
         objects |= covered
-        first_row = covered.any(dim=1).nonzero()[0, 0]
-        lead[first_row] |= covered[first_row]
-    lead, objects = lead.flatten(), objects.flatten()
+        lead |= lead_patches(covered, grid)
     kinds = {"lead": lead, "rest": objects & ~lead, "all": objects, "background": ~objects}
     if tiles is not None:
         kinds.update(flat=~objects & (tiles == 0), textured=~objects & (tiles > 0))
@@ -163,17 +171,10 @@ class ObjectRows:
         )
 
 
-def object_patches(masks: torch.Tensor, grid) -> torch.Tensor:
-    """Masks (K, H, W) -> (T,) bool: the patches any of them covers."""
-    if not len(masks):
-        return torch.zeros(grid[0] * grid[1], dtype=torch.bool)
-    return token_kinds(masks, grid)["all"]
-
-
 def extra_objects(matched: torch.Tensor, detections: list, grid) -> list[tuple]:
     """The detections that are not among the matched masks (K, H, W), each with its patches
     (T,) bool outside the matched objects' patches."""
-    claimed = object_patches(matched, grid)
+    claimed = token_kinds(matched, grid)["all"]
     return [
         (d, (patch_coverage(d.mask, grid) > 0).flatten() & ~claimed)
         for d in detections
@@ -214,16 +215,6 @@ class Extras:
         )
 
 
-def lead_patches(patches: torch.Tensor, grid) -> torch.Tensor:
-    """An object's patches (T,) bool -> (T,) bool: those in its first row of patches."""
-    rows = patches.view(grid)
-    lead = torch.zeros_like(rows)
-    if rows.any():
-        first = rows.any(dim=1).nonzero()[0, 0]
-        lead[first] = rows[first]
-    return lead.flatten()
-
-
 class Push:
     """Part 3: what one policy-gradient step on these samples does to each kind of token, at
     the first pass (ratio 1): the mean over samples of the advantage times the kind's share of
@@ -242,13 +233,12 @@ class Push:
     def kinds(matched: torch.Tensor, extras: list, grid) -> dict[str, torch.Tensor]:
         """A sample's matched masks (K, H, W) and extras (see extra_objects) -> KINDS' (T,)
         bool masks."""
-        split = token_kinds(matched, grid) if len(matched) else None
-        empty = torch.zeros(grid[0] * grid[1], dtype=torch.bool)
+        split = token_kinds(matched, grid)
         kinds = {
-            "matched lead": split["lead"] if split else empty,
-            "matched rest": split["rest"] if split else empty,
-            "extras lead": empty.clone(),
-            "extras rest": empty.clone(),
+            "matched lead": split["lead"],
+            "matched rest": split["rest"],
+            "extras lead": torch.zeros_like(split["all"]),
+            "extras rest": torch.zeros_like(split["all"]),
         }
         for _, patches in extras:
             lead = lead_patches(patches, grid)
