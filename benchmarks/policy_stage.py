@@ -3,8 +3,9 @@
 Training (`--out DIR`): the policy stage of `toy build` (`pretrain_policy`, from a fresh
 `shapes-janus` seeded with `--seed`) over the shipped tokenizer, with the pretraining mix, the
 share of wrong prefixes, the colour term's weight, the object boxes' weighting
-(`--object-weight`, `--start-weight`, `--start-span`, `--choice-only`; see `pretrain_policy`)
-and the attention dropout (`--attention-dropout`) given on the command line; DIR receives an
+(`--object-weight`, `--start-weight`, `--start-span`, `--choice-only`; see `pretrain_policy`),
+the attention dropout (`--attention-dropout`) and the policy's size (`--hidden-size`,
+`--layers`; default: model_configs/shapes-janus.json's) given on the command line; DIR receives an
 asset folder (the new policy, the shipped CLIP and aesthetic head) for
 
     python benchmarks/shapes_quality.py --assets DIR
@@ -63,7 +64,8 @@ def train(args) -> None:
     S.HELD_OUT_RULE = args.held_out_rule
     image_tokenizer = load_shapes_policy().image_tokenizer
     start = time.perf_counter()
-    policy = janus_policy("shapes-janus", seed=args.seed, image_tokenizer=image_tokenizer)
+    size = {k: v for k, v in (("hidden_size", args.hidden_size), ("num_layers", args.layers)) if v}
+    policy = janus_policy("shapes-janus", seed=args.seed, image_tokenizer=image_tokenizer, **size)
     recipe = {
         "colour_weight": args.colour_weight,
         "object_weight": args.object_weight,
@@ -81,6 +83,7 @@ def train(args) -> None:
     report.update(recipe, steps=args.steps, seed=args.seed, threads=args.threads)
     report["pairs_drawn_in"] = args.pairs_drawn_in
     report["held_out_rule"] = args.held_out_rule
+    report["size"] = size
     report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "stage_report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
@@ -212,6 +215,8 @@ def main() -> None:
     parser.add_argument("--attention-dropout", type=float, default=build.ATTENTION_DROPOUT)
     parser.add_argument("--pairs-drawn-in", nargs="*", default=[], choices=S.HELD_OUT_PAIR_TAGS)
     parser.add_argument("--held-out-rule", choices=S.HELD_OUT_RULES, default=S.HELD_OUT_RULE)
+    parser.add_argument("--hidden-size", type=int, help="the policy's width (default: config's)")
+    parser.add_argument("--layers", type=int, help="the policy's depth (default: config's)")
     parser.add_argument("--steps", type=int, default=build.STAGE_STEPS["policy"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
