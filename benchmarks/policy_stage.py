@@ -25,7 +25,10 @@ many object tokens the policy expects where a true scene has only ground: the
 probability it puts on object codes, teacher-forced on train-split scenes, summed over the
 tokens outside every object's box (`object_mass_on_ground`). Then, for the held-out prompts
 that name a shape pair (two_object, position), which classes the images hold: each of the pair,
-both, and a class outside it (`pair_drawn`). Last, the strict accuracy on the train split's
+both, and a class outside it (`pair_drawn`). Then, for the color_attr images, how the two named
+colours come out on the first object found of each class (`colour_pairing`: both right,
+swapped, one of them on both, otherwise), by how many of the prompt's colour-shapes the train
+split never names (HELD_OUT_COLOR_SHAPES). Last, the strict accuracy on the train split's
 colors prompts, which the policy was pretrained on: whether it reads colour words at all.
 
     python benchmarks/policy_stage.py --out /tmp/variant --share 0.75 --colour-weight 0.2
@@ -128,6 +131,33 @@ def pair_drawn(verdict, metadata: dict) -> dict[str, int]:
     }
 
 
+PAIRINGS = ("class missing", "both right", "swapped", "one named colour on both", "other")
+
+
+def colour_pairing(verdict, metadata: dict) -> str:
+    """For a color_attr prompt, from the shapes oracle's verdict: how the colours of the first
+    (largest) object found of each named class come out (PAIRINGS), the objects the oracle
+    judges; "class missing" where it found no object of a named class."""
+    first, second = metadata["include"]
+    colour_of: dict[str, str] = {}
+    for shape, colour in zip(verdict.details["classes"], verdict.details["colors"], strict=True):
+        colour_of.setdefault(shape, colour)
+    if first["class"] not in colour_of or second["class"] not in colour_of:
+        return PAIRINGS[0]
+    drawn = (colour_of[first["class"]], colour_of[second["class"]])
+    named = (first["color"], second["color"])
+    if drawn == named:
+        return PAIRINGS[1]
+    if drawn == named[::-1]:
+        return PAIRINGS[2]
+    return PAIRINGS[3] if drawn[0] == drawn[1] and drawn[0] in named else PAIRINGS[4]
+
+
+def held_out_colour_shapes(metadata: dict) -> int:
+    """How many of a prompt's (colour, class) pairs are HELD_OUT_COLOR_SHAPES."""
+    return sum((r["color"], r["class"]) in S.HELD_OUT_COLOR_SHAPES for r in metadata["include"])
+
+
 @torch.no_grad()
 def object_mass_on_ground(policy, scenes, batch_size: int = 32) -> torch.Tensor:
     """(N,): for each scene, teacher-forced under its prompt, the probability the policy puts on
@@ -153,6 +183,7 @@ def failures(args) -> None:
     surplus: dict[str, list[int]] = defaultdict(list)
     pairs: dict[tuple[str, tuple[str, ...]], Counter] = defaultdict(Counter)
     counting: Counter = Counter()
+    pairings: dict[int, Counter] = defaultdict(Counter)
     batches = sampled_batches(policy, shapes_prompt_set("eval"), args.samples, cfg_scale=1.0)
     for _, rollout, images, metadata in batches:
         verdicts = judge_images(ShapesOracle(), images, rollout.sample_prompts, metadata)
@@ -164,6 +195,8 @@ def failures(args) -> None:
             if meta["tag"] in ("two_object", "position"):
                 pair = tuple(sorted(req["class"] for req in meta["include"]))
                 pairs[meta["tag"], pair].update(pair_drawn(verdict, meta) | {"images": 1})
+            if meta["tag"] == "color_attr":
+                pairings[held_out_colour_shapes(meta)][colour_pairing(verdict, meta)] += 1
     print("| category | " + " | ".join(KINDS) + " | objects found - asked |")
     print("|---" * (len(KINDS) + 2) + "|")
     for tag, counts in kinds.items():
@@ -186,6 +219,12 @@ def failures(args) -> None:
         each = ", ".join(f"{shape} {100 * counts[shape] / n:.0f}%" for shape in pair)
         rest = [f"{100 * counts[k] / n:.0f}%" for k in ("both", "other")]
         cells = [tag, " and ".join(pair), str(n), each, *rest, f"{counts['objects'] / n:.2f}"]
+        print("| " + " | ".join(cells) + " |")
+    print("\n| color_attr: held-out colour-shapes named | images | " + " | ".join(PAIRINGS) + " |")
+    print("|---" * (len(PAIRINGS) + 2) + "|")
+    for held, counts in sorted(pairings.items()):
+        n = counts.total()
+        cells = [str(held), str(n), *(f"{100 * counts[k] / n:.1f}" for k in PAIRINGS)]
         print("| " + " | ".join(cells) + " |")
     seen = [r for r in shapes_prompt_set("train") if r.metadata["tag"] == "colors"]
     right = [

@@ -113,3 +113,36 @@ def test_count_errors_tell_too_few_from_too_many(policy_stage):
     verdicts = judge_batch(images, asked)
     errors = [policy_stage.count_error(v.reason) for v in verdicts]
     assert errors == ["too few", "right", "too many"], [v.reason for v in verdicts]
+
+
+def test_colour_pairing_says_how_the_two_named_colours_came_out(policy_stage):
+    rng = np.random.default_rng(3)
+    drawn = {
+        "both right": PROMPT,
+        "swapped": two(
+            "color_attr", {"class": "circle", "color": "blue"}, {"class": "square", "color": "red"}
+        ),
+        "one named colour on both": two(
+            "color_attr", {"class": "circle", "color": "red"}, {"class": "square", "color": "red"}
+        ),
+        "other": DRAWN["colour"],
+        "class missing": DRAWN["class or count"],
+    }
+    images = torch.stack([S.sample_scene(record, rng).image for record in drawn.values()])
+    verdicts = ShapesOracle().judge(images, [PROMPT["prompt"]] * 5, [PROMPT] * 5)
+    pairings = [policy_stage.colour_pairing(v, PROMPT) for v in verdicts]
+    assert pairings == list(drawn), [v.details for v in verdicts]
+    assert set(pairings) == set(policy_stage.PAIRINGS)
+
+
+def test_held_out_colour_shapes_counts_the_prompts_unseen_colour_shapes(policy_stage):
+    # the train split never names (colour, shape) where colour index + shape index is 0 mod 4:
+    # red circle (0 + 0) and green square (3 + 1) are held out, red cross (0 + 3) and blue
+    # square (4 + 1) are not
+    assert ("red", "circle") in S.HELD_OUT_COLOR_SHAPES
+    assert policy_stage.held_out_colour_shapes(PROMPT) == 1
+    green_square = two(
+        "color_attr", {"class": "square", "color": "green"}, {"class": "circle", "color": "red"}
+    )
+    assert policy_stage.held_out_colour_shapes(green_square) == 2
+    assert policy_stage.held_out_colour_shapes(DRAWN["class or count"]) == 0

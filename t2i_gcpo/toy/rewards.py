@@ -94,13 +94,18 @@ class ShapesOracle(RewardModel):
     ) -> list[Verdict]:
         """One verdict per image: right or not by GenEval's rules, the masks of the objects
         found for the prompt's requirements, and why it is wrong; `details` holds how many
-        objects it found in all (`found`) and their classes (`classes`, None if unrecognised)."""
+        objects it found in all (`found`), their classes (`classes`, None if unrecognised) and
+        colours (`colors`), largest object first."""
         return [
             Verdict(
                 r.correct,
                 r.masks,
                 r.reason,
-                {"found": len(r.found), "classes": [d.shape for d in r.found]},
+                {
+                    "found": len(r.found),
+                    "classes": [d.shape for d in r.found],
+                    "colors": [d.color for d in r.found],
+                },
             )
             for r in judge_batch(images, metadata)
         ]
