@@ -115,16 +115,20 @@ def test_count_errors_tell_too_few_from_too_many(policy_stage):
     assert errors == ["too few", "right", "too many"], [v.reason for v in verdicts]
 
 
+def circle_and_square(circle_colour, square_colour):
+    return two(
+        "color_attr",
+        {"class": "circle", "color": circle_colour},
+        {"class": "square", "color": square_colour},
+    )
+
+
 def test_colour_pairing_says_how_the_two_named_colours_came_out(policy_stage):
     rng = np.random.default_rng(3)
     drawn = {
         "both right": PROMPT,
-        "swapped": two(
-            "color_attr", {"class": "circle", "color": "blue"}, {"class": "square", "color": "red"}
-        ),
-        "one named colour on both": two(
-            "color_attr", {"class": "circle", "color": "red"}, {"class": "square", "color": "red"}
-        ),
+        "swapped": circle_and_square("blue", "red"),
+        "one named colour on both": circle_and_square("red", "red"),
         "other": DRAWN["colour"],
         "class missing": DRAWN["class or count"],
     }
@@ -141,8 +145,5 @@ def test_held_out_colour_shapes_counts_the_prompts_unseen_colour_shapes(policy_s
     # square (4 + 1) are not
     assert ("red", "circle") in S.HELD_OUT_COLOR_SHAPES
     assert policy_stage.held_out_colour_shapes(PROMPT) == 1
-    green_square = two(
-        "color_attr", {"class": "square", "color": "green"}, {"class": "circle", "color": "red"}
-    )
-    assert policy_stage.held_out_colour_shapes(green_square) == 2
+    assert policy_stage.held_out_colour_shapes(circle_and_square("red", "green")) == 2
     assert policy_stage.held_out_colour_shapes(DRAWN["class or count"]) == 0
