@@ -28,8 +28,11 @@ that name a shape pair (two_object, position), which classes the images hold: ea
 both, and a class outside it (`pair_drawn`). Then, for the color_attr images, how the two named
 colours come out on the first object found of each class (`colour_pairing`: both right,
 swapped, one of them on both, otherwise), by how many of the prompt's colour-shapes the train
-split never names (HELD_OUT_COLOR_SHAPES). Last, the strict accuracy on the train split's
-colors prompts, which the policy was pretrained on: whether it reads colour words at all.
+split never names (HELD_OUT_COLOR_SHAPES), and how many of the two its colours make swapped
+are such (a policy that only shuns colour-shapes it never saw named draws the right pairing
+where the swap makes one, without reading which colour word goes with which class). Last, the strict
+accuracy on the train split's colors prompts, which the policy was pretrained on: whether it
+reads colour words at all.
 
     python benchmarks/policy_stage.py --out /tmp/variant --share 0.75 --colour-weight 0.2
     python benchmarks/policy_stage.py --failures [--assets /tmp/variant]
@@ -153,9 +156,15 @@ def colour_pairing(verdict, metadata: dict) -> str:
     return PAIRINGS[3] if drawn[0] == drawn[1] and drawn[0] in named else PAIRINGS[4]
 
 
-def held_out_colour_shapes(metadata: dict) -> int:
-    """How many of a prompt's (colour, class) pairs are HELD_OUT_COLOR_SHAPES."""
-    return sum((r["color"], r["class"]) in S.HELD_OUT_COLOR_SHAPES for r in metadata["include"])
+def held_out_colour_shapes(metadata: dict, swapped: bool = False) -> int:
+    """How many of a prompt's (colour, class) pairs are HELD_OUT_COLOR_SHAPES; with `swapped`,
+    how many of the pairs its two colours make swapped (the first object's colour on the second
+    class and the second's on the first)."""
+    first, second = metadata["include"]
+    pairs = [(first["color"], first["class"]), (second["color"], second["class"])]
+    if swapped:
+        pairs = [(second["color"], first["class"]), (first["color"], second["class"])]
+    return sum(pair in S.HELD_OUT_COLOR_SHAPES for pair in pairs)
 
 
 @torch.no_grad()
@@ -196,7 +205,8 @@ def failures(args) -> None:
                 pair = tuple(sorted(req["class"] for req in meta["include"]))
                 pairs[meta["tag"], pair].update(pair_drawn(verdict, meta) | {"images": 1})
             if meta["tag"] == "color_attr":
-                pairings[held_out_colour_shapes(meta)][colour_pairing(verdict, meta)] += 1
+                held = (held_out_colour_shapes(meta), held_out_colour_shapes(meta, swapped=True))
+                pairings[held][colour_pairing(verdict, meta)] += 1
     print("| category | " + " | ".join(KINDS) + " | objects found - asked |")
     print("|---" * (len(KINDS) + 2) + "|")
     for tag, counts in kinds.items():
@@ -220,11 +230,15 @@ def failures(args) -> None:
         rest = [f"{100 * counts[k] / n:.0f}%" for k in ("both", "other")]
         cells = [tag, " and ".join(pair), str(n), each, *rest, f"{counts['objects'] / n:.2f}"]
         print("| " + " | ".join(cells) + " |")
-    print("\n| color_attr: held-out colour-shapes named | images | " + " | ".join(PAIRINGS) + " |")
-    print("|---" * (len(PAIRINGS) + 2) + "|")
-    for held, counts in sorted(pairings.items()):
+    print(
+        "\n| color_attr: held-out colour-shapes named | in the swap | images | "
+        + " | ".join(PAIRINGS)
+        + " |"
+    )
+    print("|---" * (len(PAIRINGS) + 3) + "|")
+    for (named, swap), counts in sorted(pairings.items()):
         n = counts.total()
-        cells = [str(held), str(n), *(f"{100 * counts[k] / n:.1f}" for k in PAIRINGS)]
+        cells = [str(named), str(swap), str(n), *(f"{100 * counts[k] / n:.1f}" for k in PAIRINGS)]
         print("| " + " | ".join(cells) + " |")
     seen = [r for r in shapes_prompt_set("train") if r.metadata["tag"] == "colors"]
     right = [

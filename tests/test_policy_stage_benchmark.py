@@ -147,3 +147,9 @@ def test_held_out_colour_shapes_counts_the_prompts_unseen_colour_shapes(policy_s
     assert policy_stage.held_out_colour_shapes(PROMPT) == 1
     assert policy_stage.held_out_colour_shapes(circle_and_square("red", "green")) == 2
     assert policy_stage.held_out_colour_shapes(DRAWN["class or count"]) == 0
+    # swapped, PROMPT draws a blue circle (4 + 0: held out) and a red square (0 + 1: named)
+    assert policy_stage.held_out_colour_shapes(PROMPT, swapped=True) == 1
+    # a green circle (3 + 0) and a red square (0 + 1), both named
+    assert policy_stage.held_out_colour_shapes(circle_and_square("red", "green"), swapped=True) == 0
+    # a red circle (0 + 0) and a green square (3 + 1), both held out
+    assert policy_stage.held_out_colour_shapes(circle_and_square("green", "red"), swapped=True) == 2
