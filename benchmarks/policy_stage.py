@@ -160,11 +160,11 @@ def held_out_colour_shapes(metadata: dict, swapped: bool = False) -> int:
     """How many of a prompt's (colour, class) pairs are HELD_OUT_COLOR_SHAPES; with `swapped`,
     how many of the pairs its two colours make swapped (the first object's colour on the second
     class and the second's on the first)."""
-    first, second = metadata["include"]
-    pairs = [(first["color"], first["class"]), (second["color"], second["class"])]
+    colours = [r["color"] for r in metadata["include"]]
+    classes = [r["class"] for r in metadata["include"]]
     if swapped:
-        pairs = [(second["color"], first["class"]), (first["color"], second["class"])]
-    return sum(pair in S.HELD_OUT_COLOR_SHAPES for pair in pairs)
+        colours.reverse()
+    return sum(pair in S.HELD_OUT_COLOR_SHAPES for pair in zip(colours, classes, strict=True))
 
 
 @torch.no_grad()
