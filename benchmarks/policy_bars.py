@@ -125,6 +125,15 @@ def report(table: dict[str, dict[str, float]]) -> str:
         alone = any(m[i] for m in met.values()) and any(m[j] for m in met.values())
         if alone and not any(m[i] and m[j] for m in met.values()):
             out.append(f"- {a.name} and {b.name}")
+    out += [
+        "",
+        "color_attr against two_object x colors^2 (what it would be if drawing both classes and"
+        " colouring each named object right were independent), the policies in the GenEval band:",
+    ]
+    for v in band:
+        f = table[v]
+        guess = f["policy/oracle/two_object"] * f["policy/oracle/colors"] ** 2
+        out.append(f"- {v}: {100 * f['policy/oracle/color_attr']:.1f}% against {100 * guess:.1f}%")
     out += ["", f"Spearman rank correlation over the {len(variants)} policies:"]
     pairs = [
         ("policy/credit/attribute/object_auroc", "policy/oracle/geneval"),

@@ -78,3 +78,6 @@ def test_report_names_the_bars_no_policy_meets_together(policy_bars):
     assert "| A | 35.0 | 80.0 | 30.0 | 30.0 | 30.0 | 30.0 | 12.0 | 0.920 | 0.750 | 8 / 9 |" in text
     assert "| object AUROC attribute >= 0.80 | 1 | 0.750-0.850 | 0.750-0.750 |" in text
     assert "- A: 8 / 9; misses object AUROC attribute >= 0.80 (0.750)" in text
+    # only A is in the GenEval band: two_object 0.3 x colors 0.3^2 = 2.7%
+    assert "- A: 12.0% against 2.7%" in text
+    assert "- B: 12.0%" not in text
