@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from t2i_gcpo.algos.credit import average_ranks
+from t2i_gcpo.data.geneval import TAGS
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "results" / "policy_variants.txt"
-TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 SEEN_EVAL = ("W", "Y", "Z")
 """Variants trained on held-out shape pairs drawn in position and color_attr prompts but
 evaluated on the shipped split, whose position and color_attr prompts they saw."""
