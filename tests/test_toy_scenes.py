@@ -197,6 +197,44 @@ def test_the_rules_differ_in_where_pretraining_draws_the_held_out_pairs(monkeypa
         assert S.is_held_out(make_record("color_attr", swapped))
 
 
+def test_unnamed_colors_keeps_colors_held_out_and_splits_color_attr_by_its_own_pairs(monkeypatch):
+    def by_tag(split):
+        return {t: [m for m in S.split_metadata(split) if m["tag"] == t] for t in S.CATEGORIES}
+
+    def named(m):
+        return {(r["color"], r["class"]) for r in m["include"] if "color" in r}
+
+    shipped = {split: by_tag(split) for split in ("train", "eval")}
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "per_category")
+    per_category_eval = by_tag("eval")["color_attr"]
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "unnamed_colors")
+    train, held = by_tag("train"), by_tag("eval")
+    for tag in set(S.CATEGORIES) - {"color_attr"}:  # the shipped split's
+        assert train[tag] == shipped["train"][tag] and held[tag] == shipped["eval"][tag], tag
+    # no pretraining prompt names a held-out colour-shape, so colors' held-out prompts stay so
+    assert not any(named(m) & S.HELD_OUT_COLOR_SHAPES for t in train.values() for m in t)
+    assert all(named(m) <= S.HELD_OUT_COLOR_SHAPES for m in held["colors"])
+    # color_attr's held-out prompts: per_category's, less those naming such a colour-shape
+    assert held["color_attr"] == [
+        m for m in per_category_eval if not named(m) & S.HELD_OUT_COLOR_SHAPES
+    ]
+    assert len(held["color_attr"]) == 70 and len(train["color_attr"]) == 136
+    # the held-out shape pairs meet in color_attr's pretraining prompts, as under per_category
+    assert {
+        frozenset(r["class"] for r in m["include"]) for m in train["color_attr"]
+    } >= S.HELD_OUT_PAIRS
+    # the records naming a held-out colour-shape in color_attr are in neither split
+    neither = [m for m in S.split_metadata("any") if S.split_of(m) is None]
+    assert len(neither) == 154 and {m["tag"] for m in neither} == {"color_attr"}
+    assert all(named(m) & S.HELD_OUT_COLOR_SHAPES for m in neither)
+    assert not any(S.is_held_out(m) for m in neither)
+    assert (
+        len(S.split_metadata("any")) == sum(len(v) for v in (*train.values(), *held.values())) + 154
+    )
+    for scene in S.random_scenes(200, seed=3, split="train"):
+        assert not named(scene.metadata) & S.HELD_OUT_COLOR_SHAPES
+
+
 def test_prompt_sets_are_balanced_with_hard_negative_captions():
     for split, per_category in (("train", 32), ("eval", 16)):
         records = shapes_prompt_set(split)

@@ -300,7 +300,7 @@ of a triangle", "a triangle right of a circle"), whose other three arrangements 
 HELD_OUT_COLOR_ATTR_SUM = 4
 """The "per_category" rule's color_attr: pairs of coloured objects whose class and colour
 indices (SHAPES, COLORS) sum to a multiple of this are held out, in either order."""
-HELD_OUT_RULES = ("arrangements", "pairs", "per_category")
+HELD_OUT_RULES = ("arrangements", "pairs", "per_category", "unnamed_colors")
 HELD_OUT_RULE = "arrangements"
 """Which compositions is_held_out holds out. "arrangements", the split of the shipped assets:
 every HELD_OUT_* composition in every category's prompts, except that position prompts draw
@@ -312,7 +312,10 @@ of the prompts of HELD_OUT_PAIR_TAGS' categories (by default all three two-shape
 no pretraining scene draws them together); "per_category", each category holding out only its
 own compositions (two_object the pairs, colors the colour-shapes, position the arrangements,
 color_attr a quarter of its coloured pairs by HELD_OUT_COLOR_ATTR_SUM), so that other
-categories' prompts name their parts."""
+categories' prompts name their parts; "unnamed_colors", "arrangements" for every category but
+color_attr, whose records naming a HELD_OUT_COLOR_SHAPES pair are in neither split (so that no
+pretraining prompt names those colour-shapes and colors stays a held-out test) and whose others
+are split as "per_category" splits them."""
 
 
 def arrangement(metadata: dict) -> tuple[str, str, str]:
@@ -325,30 +328,39 @@ def arrangement(metadata: dict) -> tuple[str, str, str]:
     return (*(pair if relation in ("left of", "above") else pair[::-1]), axis)
 
 
-def is_held_out(metadata: dict) -> bool:
-    """True when a record names a composition that pretraining never shows (under
-    HELD_OUT_RULE)."""
+def split_of(metadata: dict) -> str | None:
+    """The split a record belongs to under HELD_OUT_RULE: "eval" when it names a composition
+    that pretraining never shows, "train" when it names none, None when it is in neither (only
+    under "unnamed_colors")."""
     if HELD_OUT_RULE not in HELD_OUT_RULES:
         raise ValueError(f"HELD_OUT_RULE={HELD_OUT_RULE!r}; expected one of {HELD_OUT_RULES}")
     include, tag = metadata["include"], metadata["tag"]
     shapes = [req["class"] for req in include]
     colored = [(req["color"], req["class"]) for req in include if "color" in req]
-    if tag == "counting" and (include[0]["count"], shapes[0]) in HELD_OUT_COUNTS:
-        return True
-    if tag == "single_object" and shapes[0] in HELD_OUT_SINGLES:
-        return True
-    if HELD_OUT_RULE == "per_category":
-        if tag == "color_attr":
-            indices = sum(SHAPES.index(s) + list(COLORS).index(c) for c, s in colored)
-            return indices % HELD_OUT_COLOR_ATTR_SUM == 0
-        if tag == "colors":
-            return colored[0] in HELD_OUT_COLOR_SHAPES
+    held_out = False
+    if tag == "counting":
+        held_out = (include[0]["count"], shapes[0]) in HELD_OUT_COUNTS
+    elif tag == "single_object":
+        held_out = shapes[0] in HELD_OUT_SINGLES
+    elif tag == "color_attr" and HELD_OUT_RULE in ("per_category", "unnamed_colors"):
+        if HELD_OUT_RULE == "unnamed_colors" and any(p in HELD_OUT_COLOR_SHAPES for p in colored):
+            return None
+        indices = sum(SHAPES.index(s) + list(COLORS).index(c) for c, s in colored)
+        held_out = indices % HELD_OUT_COLOR_ATTR_SUM == 0
     elif any(pair in HELD_OUT_COLOR_SHAPES for pair in colored):
-        return True
-    if tag == "position" and HELD_OUT_RULE != "pairs":
-        return arrangement(metadata) in HELD_OUT_ARRANGEMENTS
-    pair_tags = ("two_object",) if HELD_OUT_RULE == "per_category" else HELD_OUT_PAIR_TAGS
-    return tag in pair_tags and len(shapes) == 2 and frozenset(shapes) in HELD_OUT_PAIRS
+        held_out = True
+    elif tag == "position" and HELD_OUT_RULE != "pairs":
+        held_out = arrangement(metadata) in HELD_OUT_ARRANGEMENTS
+    else:
+        pair_tags = ("two_object",) if HELD_OUT_RULE == "per_category" else HELD_OUT_PAIR_TAGS
+        held_out = tag in pair_tags and len(shapes) == 2 and frozenset(shapes) in HELD_OUT_PAIRS
+    return "eval" if held_out else "train"
+
+
+def is_held_out(metadata: dict) -> bool:
+    """True when a record names a composition that pretraining never shows (under
+    HELD_OUT_RULE)."""
+    return split_of(metadata) == "eval"
 
 
 def all_metadata(tag: str) -> list[dict]:
@@ -395,13 +407,14 @@ SPLITS = ("train", "eval", "any")
 
 def split_metadata(split: str) -> list[dict]:
     """Every record of the "train" split (no held-out composition), the "eval" split (only
-    held-out compositions) or both ("any"), all six categories."""
+    held-out compositions) or every record ("any", those in neither split included), all six
+    categories."""
     if split not in SPLITS:
         raise ValueError(f"split={split!r}; expected one of {SPLITS}")
     records = [m for tag in CATEGORIES for m in all_metadata(tag)]
     if split == "any":
         return records
-    return [m for m in records if is_held_out(m) == (split == "eval")]
+    return [m for m in records if split_of(m) == split]
 
 
 # ---------------------------------------------------------------------------------------------
