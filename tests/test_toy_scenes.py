@@ -107,7 +107,7 @@ def test_held_out_compositions_never_appear_in_training_scenes():
         assert not named & S.HELD_OUT_COLOR_SHAPES  # drawn only where the colour is free
         if scene.metadata["tag"] == "position":  # the pairs meet, in other arrangements
             assert S.arrangement(scene.metadata) not in S.HELD_OUT_ARRANGEMENTS
-        else:
+        elif scene.metadata["tag"] != "color_attr":  # which names them (unnamed_colors)
             assert frozenset(o.shape for o in scene.objects) not in S.HELD_OUT_PAIRS
     # every held-out part is still seen: each shape and colour, each count, each pair's shapes
     seen = {
@@ -124,7 +124,11 @@ def test_held_out_pairs_leave_the_train_split_only_for_the_categories_named(monk
             if frozenset(r["class"] for r in m["include"]) in S.HELD_OUT_PAIRS
         )
 
-    # the shipped rule: position prompts draw the pairs in every arrangement but one
+    # the shipped rule: position prompts draw the pairs in every arrangement but one, color_attr
+    # prompts in every colouring that names no held-out colour-shape and is not held out itself
+    assert set(pairs_by_tag("train")) == {"position", "color_attr"}
+    assert pairs_by_tag("train")["position"] == 12
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "arrangements")  # position alone
     assert set(pairs_by_tag("train")) == {"position"} and pairs_by_tag("train")["position"] == 12
     monkeypatch.setattr(S, "HELD_OUT_RULE", "pairs")
     assert pairs_by_tag("train") == Counter()
@@ -159,6 +163,8 @@ def test_arrangement_reads_both_phrasings_of_a_position_alike(monkeypatch):
 
 
 def test_the_rules_differ_in_where_pretraining_draws_the_held_out_pairs(monkeypatch):
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "arrangements")
+
     def by_tag(split):
         return {t: [m for m in S.split_metadata(split) if m["tag"] == t] for t in S.CATEGORIES}
 
@@ -174,18 +180,18 @@ def test_the_rules_differ_in_where_pretraining_draws_the_held_out_pairs(monkeypa
         other = "vertical" if axis == "horizontal" else "horizontal"
         seen = {S.arrangement(m) for m in train["position"]}
         assert {(second, first, axis), (first, second, other), (second, first, other)} <= seen
-    shipped = {"train": train, "eval": held}
+    arrangements = {"train": train, "eval": held}
 
     monkeypatch.setattr(S, "HELD_OUT_RULE", "pairs")  # only position changes
     train, held = by_tag("train"), by_tag("eval")
     for tag in set(S.CATEGORIES) - {"position"}:
-        assert train[tag] == shipped["train"][tag] and held[tag] == shipped["eval"][tag]
+        assert train[tag] == arrangements["train"][tag] and held[tag] == arrangements["eval"][tag]
     assert not {classes(m) for m in train["position"]} & S.HELD_OUT_PAIRS
 
     monkeypatch.setattr(S, "HELD_OUT_RULE", "per_category")
     train, held = by_tag("train"), by_tag("eval")
     for tag in ("single_object", "two_object", "counting", "colors", "position"):
-        assert held[tag] == shipped["eval"][tag], tag  # their own compositions, as shipped
+        assert held[tag] == arrangements["eval"][tag], tag  # their own compositions
     for tag in ("position", "color_attr"):  # the parts of two_object's and colors' held out
         assert {classes(m) for m in train[tag]} >= S.HELD_OUT_PAIRS
     named = {(r["color"], r["class"]) for m in train["color_attr"] for r in m["include"]}
@@ -204,13 +210,16 @@ def test_unnamed_colors_keeps_colors_held_out_and_splits_color_attr_by_its_own_p
     def named(m):
         return {(r["color"], r["class"]) for r in m["include"] if "color" in r}
 
-    shipped = {split: by_tag(split) for split in ("train", "eval")}
+    assert S.HELD_OUT_RULE == "unnamed_colors"  # the shipped split
+    monkeypatch.setattr(S, "HELD_OUT_RULE", "arrangements")
+    arrangements = {split: by_tag(split) for split in ("train", "eval")}
     monkeypatch.setattr(S, "HELD_OUT_RULE", "per_category")
     per_category_eval = by_tag("eval")["color_attr"]
     monkeypatch.setattr(S, "HELD_OUT_RULE", "unnamed_colors")
     train, held = by_tag("train"), by_tag("eval")
-    for tag in set(S.CATEGORIES) - {"color_attr"}:  # the shipped split's
-        assert train[tag] == shipped["train"][tag] and held[tag] == shipped["eval"][tag], tag
+    for tag in set(S.CATEGORIES) - {"color_attr"}:  # the arrangements split's
+        assert train[tag] == arrangements["train"][tag], tag
+        assert held[tag] == arrangements["eval"][tag], tag
     # no pretraining prompt names a held-out colour-shape, so colors' held-out prompts stay so
     assert not any(named(m) & S.HELD_OUT_COLOR_SHAPES for t in train.values() for m in t)
     assert all(named(m) <= S.HELD_OUT_COLOR_SHAPES for m in held["colors"])

@@ -50,8 +50,10 @@ from t2i_gcpo.toy.scenes import (
 )
 from t2i_gcpo.toy.tokenizer import PatchVQ, fit_codebook
 
-STAGE_STEPS = {"tokenizer": 25, "policy": 1500, "clip": 2250, "aesthetic": 2000}
-"""Iterations of each stage at --steps-scale 1 (k-means iterations for the tokenizer)."""
+STAGE_STEPS = {"tokenizer": 25, "policy": 2500, "clip": 2250, "aesthetic": 2000}
+"""Iterations of each stage at --steps-scale 1 (k-means iterations for the tokenizer). The
+policy's 2500 (1500 until 2026-12-07) bring both shapes of a held-out pair and the held-out
+colours (docs/results.md, section 4, variants AM and AQ) at about 1.7 times the stage's time."""
 SCENES = {"tokenizer": 4000, "policy": 76800, "clip": 20000, "aesthetic": 16384}
 """Scenes each stage draws at --steps-scale 1 (fewer, at least 256, below 1)."""
 CODEBOOK_SIZE = 512

@@ -271,9 +271,9 @@ HELD_OUT_PAIRS: frozenset[frozenset[str]] = frozenset(
 HELD_OUT_RULES, a prompt of HELD_OUT_PAIR_TAGS' categories)."""
 HELD_OUT_PAIR_TAGS: tuple[str, ...] = ("two_object", "position", "color_attr")
 """The categories whose pretraining prompts never name a HELD_OUT_PAIRS pair (position's only
-under the "pairs" rule). With all three, no pretraining scene draws such a pair, so a policy
-that learns pretraining's distribution learns that its shapes never meet (docs/results.md,
-section 4, "Held-out pairs")."""
+under the "pairs" rule, color_attr's under "pairs" and "arrangements"). With all three, no
+pretraining scene draws such a pair, so a policy that learns pretraining's distribution learns
+that its shapes never meet (docs/results.md, section 4, "Held-out pairs")."""
 HELD_OUT_COUNTS: frozenset[tuple[int, str]] = frozenset(
     (count, shape)
     for s, shape in enumerate(SHAPES)
@@ -298,24 +298,27 @@ HELD_OUT_ARRANGEMENTS: frozenset[tuple[str, str, str]] = frozenset(
 one arrangement a shape pair, held out of position prompts in either phrasing ("a circle left
 of a triangle", "a triangle right of a circle"), whose other three arrangements they draw."""
 HELD_OUT_COLOR_ATTR_SUM = 4
-"""The "per_category" rule's color_attr: pairs of coloured objects whose class and colour
-indices (SHAPES, COLORS) sum to a multiple of this are held out, in either order."""
+"""The color_attr of the "per_category" and "unnamed_colors" rules: pairs of coloured objects
+whose class and colour indices (SHAPES, COLORS) sum to a multiple of this are held out, in
+either order."""
 HELD_OUT_RULES = ("arrangements", "pairs", "per_category", "unnamed_colors")
-HELD_OUT_RULE = "arrangements"
-"""Which compositions is_held_out holds out. "arrangements", the split of the shipped assets:
-every HELD_OUT_* composition in every category's prompts, except that position prompts draw
-the HELD_OUT_PAIRS in every arrangement but HELD_OUT_ARRANGEMENTS' (position's held-out prompts),
-so that pretraining shows each pair together while two_object's prompts never name it. Two
-variants measured against it (benchmarks/policy_stage.py --held-out-rule; docs/results.md,
-section 4, "Held-out pairs"): "pairs", the split shipped before 2026-12-06, holds the pairs out
-of the prompts of HELD_OUT_PAIR_TAGS' categories (by default all three two-shape ones, so that
-no pretraining scene draws them together); "per_category", each category holding out only its
-own compositions (two_object the pairs, colors the colour-shapes, position the arrangements,
-color_attr a quarter of its coloured pairs by HELD_OUT_COLOR_ATTR_SUM), so that other
-categories' prompts name their parts; "unnamed_colors", "arrangements" for every category but
-color_attr, whose records naming a HELD_OUT_COLOR_SHAPES pair are in neither split (so that no
-pretraining prompt names those colour-shapes and colors stays a held-out test) and whose others
-are split as "per_category" splits them."""
+HELD_OUT_RULE = "unnamed_colors"
+"""Which compositions is_held_out holds out. "unnamed_colors", the split of the shipped assets
+since 2026-12-07: every HELD_OUT_* composition in every category's prompts, except that
+position prompts draw the HELD_OUT_PAIRS in every arrangement but HELD_OUT_ARRANGEMENTS'
+(position's held-out prompts), and that color_attr's records naming a HELD_OUT_COLOR_SHAPES
+pair are in neither split while its others are split by HELD_OUT_COLOR_ATTR_SUM (in either
+order, the held-out pairs included): no pretraining prompt names a held-out colour-shape, so
+colors stays a held-out test, and color_attr's held-out prompts name colour-shapes that
+pretraining names, in pairings it never shows. Three variants measured against it
+(benchmarks/policy_stage.py --held-out-rule; docs/results.md, section 4): "arrangements", the
+split shipped from 2026-12-06 to 2026-12-07, the same but for color_attr, which holds out every
+record naming a held-out colour-shape or pair; "pairs", the split shipped before, holds the
+pairs out of the prompts of HELD_OUT_PAIR_TAGS' categories (by default all three two-shape
+ones, so that no pretraining scene draws them together); "per_category", each category holding
+out only its own compositions (two_object the pairs, colors the colour-shapes, position the
+arrangements, color_attr a quarter of its coloured pairs by HELD_OUT_COLOR_ATTR_SUM), so that
+other categories' prompts name their parts."""
 
 
 def arrangement(metadata: dict) -> tuple[str, str, str]:
