@@ -97,6 +97,11 @@ def test_every_record_of_every_category_can_be_drawn_and_the_oracle_agrees():
             assert verdict(scene.image, metadata).correct, metadata["prompt"]
 
 
+def by_tag(split):
+    """The records of a split under the current HELD_OUT_RULE, by category."""
+    return {t: [m for m in S.split_metadata(split) if m["tag"] == t] for t in S.CATEGORIES}
+
+
 def test_held_out_compositions_never_appear_in_training_scenes():
     train, held = S.split_metadata("train"), S.split_metadata("eval")
     assert {m["tag"] for m in held} == set(S.CATEGORIES)
@@ -165,9 +170,6 @@ def test_arrangement_reads_both_phrasings_of_a_position_alike(monkeypatch):
 def test_the_rules_differ_in_where_pretraining_draws_the_held_out_pairs(monkeypatch):
     monkeypatch.setattr(S, "HELD_OUT_RULE", "arrangements")
 
-    def by_tag(split):
-        return {t: [m for m in S.split_metadata(split) if m["tag"] == t] for t in S.CATEGORIES}
-
     def classes(m):
         return frozenset(r["class"] for r in m["include"])
 
@@ -204,9 +206,6 @@ def test_the_rules_differ_in_where_pretraining_draws_the_held_out_pairs(monkeypa
 
 
 def test_unnamed_colors_keeps_colors_held_out_and_splits_color_attr_by_its_own_pairs(monkeypatch):
-    def by_tag(split):
-        return {t: [m for m in S.split_metadata(split) if m["tag"] == t] for t in S.CATEGORIES}
-
     def named(m):
         return {(r["color"], r["class"]) for r in m["include"] if "color" in r}
 

@@ -340,17 +340,17 @@ def split_of(metadata: dict) -> str | None:
     include, tag = metadata["include"], metadata["tag"]
     shapes = [req["class"] for req in include]
     colored = [(req["color"], req["class"]) for req in include if "color" in req]
-    held_out = False
+    names_held_out_color = any(pair in HELD_OUT_COLOR_SHAPES for pair in colored)
     if tag == "counting":
         held_out = (include[0]["count"], shapes[0]) in HELD_OUT_COUNTS
     elif tag == "single_object":
         held_out = shapes[0] in HELD_OUT_SINGLES
     elif tag == "color_attr" and HELD_OUT_RULE in ("per_category", "unnamed_colors"):
-        if HELD_OUT_RULE == "unnamed_colors" and any(p in HELD_OUT_COLOR_SHAPES for p in colored):
+        if HELD_OUT_RULE == "unnamed_colors" and names_held_out_color:
             return None
         indices = sum(SHAPES.index(s) + list(COLORS).index(c) for c, s in colored)
         held_out = indices % HELD_OUT_COLOR_ATTR_SUM == 0
-    elif any(pair in HELD_OUT_COLOR_SHAPES for pair in colored):
+    elif names_held_out_color:
         held_out = True
     elif tag == "position" and HELD_OUT_RULE != "pairs":
         held_out = arrangement(metadata) in HELD_OUT_ARRANGEMENTS
