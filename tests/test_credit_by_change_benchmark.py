@@ -1,0 +1,46 @@
+"""benchmarks/credit_by_change.py: which requirements a negative changes, and its table."""
+
+import math
+
+import pytest
+from benchmark_scripts import benchmark_script
+
+from t2i_gcpo.toy import scenes as S
+
+
+@pytest.fixture(scope="module")
+def by_change():
+    with benchmark_script("credit_by_change") as module:
+        yield module
+
+
+def record(tag: str, prompt: str) -> dict:
+    return next(m for m in S.all_metadata(tag) if m["prompt"] == prompt)
+
+
+def test_changed_indices_name_the_requirements_a_negative_touches(by_change):
+    pair = record("two_object", "a photo of a circle and a triangle")
+    assert by_change.changed_indices(pair, "a photo of a square and a triangle") == ("class", {0})
+    assert by_change.changed_indices(pair, "a photo of a circle and a square") == ("class", {1})
+    colours = record("color_attr", "a photo of a red circle and an orange square")
+    swapped = "a photo of an orange circle and a red square"
+    assert by_change.changed_indices(colours, swapped) == ("swap_colors", {0, 1})
+    three = record("counting", "a photo of three circles")
+    assert by_change.changed_indices(three, "a photo of two circles") == ("count", {0})
+    with pytest.raises(ValueError, match="not one change"):
+        by_change.changed_indices(three, "a photo of two squares")
+
+
+def test_table_averages_each_cell_and_pools_by_kind(by_change):
+    out = {
+        ("all", "two_object", "class"): [0.5, 0.7],
+        ("changed", "two_object", "class"): [0.9, float("nan")],
+        ("unchanged", "two_object", "class"): [0.2],
+        ("all", "counting", "count"): [0.1],
+        ("changed", "counting", "count"): [0.1],
+    }
+    lines = by_change.table(out).splitlines()
+    assert lines[2] == "| counting | count | 0.100 (1) | 0.100 (1) |  |"
+    assert lines[3] == "| two_object | class | 0.600 (2) | 0.900 (1) | 0.200 (1) |"
+    assert lines[-1] == "| every | every | 0.433 (3) | 0.500 (2) | 0.200 (1) |"
+    assert math.isnan(by_change.mean([float("nan")])[0])
