@@ -16,6 +16,9 @@ per-sample AUROC (the mean over samples; 0.5 = chance) for each category and kin
                swap), against the background (the unchanged objects left out)
     unchanged  the patches of the other matched objects, against the background (the changed
                ones left out)
+    gap changed  the mean log p(token | prompt) - log p(token | negative) over the changed
+               objects' patches (how much the negative's words move them), and
+    gap ground   the same over the background
 
     python benchmarks/credit_by_change.py [--assets DIR] [--samples 8] [--threads 2]
 """
@@ -37,7 +40,7 @@ from t2i_gcpo.toy.assets import load_shapes_policy
 from t2i_gcpo.toy.oracle import detect, objects_by_class
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 
-GROUPS = ("all", "changed", "unchanged")
+GROUPS = ("all", "changed", "unchanged", "gap changed", "gap ground")
 WHOLE_RECORD_CHANGES = ("swap_colors", "swap_objects", "relation")
 """Changes that concern every object the record names (their colours or places)."""
 
@@ -77,8 +80,9 @@ def measure(policy, records, samples: int, seed: int = 0) -> dict[tuple, list[fl
             policy, rollout.sample_prompts, rollout.tokens, captions, rollout.logp_neg
         )
         credit = preset.token_credit(rollout.logp_pos.float(), logp_neg)[1].cpu()
-        for row, meta, caption, found in zip(
-            credit, metadata, captions, detect(images), strict=True
+        gaps = (rollout.logp_pos.float() - logp_neg).cpu()
+        for row, gap, meta, caption, found in zip(
+            credit, gaps, metadata, captions, detect(images), strict=True
         ):
             if caption is None:
                 continue
@@ -98,6 +102,8 @@ def measure(policy, records, samples: int, seed: int = 0) -> dict[tuple, list[fl
                 if positives.any():
                     auroc = token_auroc(scores, positives[None], ~left_out[None])
                     out[(group, *key)].append(auroc.item())
+            out[("gap changed", *key)].append(gap[changed].mean().item())
+            out[("gap ground", *key)].append(gap[~(changed | same)].mean().item())
     return out
 
 

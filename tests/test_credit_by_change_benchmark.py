@@ -38,9 +38,10 @@ def test_table_averages_each_cell_and_pools_by_kind(by_change):
         ("unchanged", "two_object", "class"): [0.2],
         ("all", "counting", "count"): [0.1],
         ("changed", "counting", "count"): [0.1],
+        ("gap changed", "counting", "count"): [-0.5, 1.5],
     }
     lines = by_change.table(out).splitlines()
-    assert lines[2] == "| counting | count | 0.100 (1) | 0.100 (1) |  |"
-    assert lines[3] == "| two_object | class | 0.600 (2) | 0.900 (1) | 0.200 (1) |"
-    assert lines[-1] == "| every | every | 0.433 (3) | 0.500 (2) | 0.200 (1) |"
+    assert lines[2] == "| counting | count | 0.100 (1) | 0.100 (1) |  | 0.500 (2) |  |"
+    assert lines[3] == "| two_object | class | 0.600 (2) | 0.900 (1) | 0.200 (1) |  |  |"
+    assert lines[-1] == "| every | every | 0.433 (3) | 0.500 (2) | 0.200 (1) | 0.500 (2) |  |"
     assert math.isnan(by_change.mean([float("nan")])[0])
