@@ -21,6 +21,7 @@ per-sample AUROC (the mean over samples; 0.5 = chance) for each category and kin
     gap ground   the same over the background
 
     python benchmarks/credit_by_change.py [--assets DIR] [--samples 8] [--threads 2]
+        [--split train]   # the same on the pretraining prompts
 """
 
 from __future__ import annotations
@@ -142,12 +143,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--held-out-rule", choices=S.HELD_OUT_RULES, default=S.HELD_OUT_RULE)
+    parser.add_argument(
+        "--split", choices=("eval", "train"), default="eval",
+        help="the held-out prompts (shapes_quality.py's) or the pretraining ones",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     S.HELD_OUT_RULE = args.held_out_rule
     start = time.perf_counter()
     policy = load_shapes_policy(root=args.assets)
-    out = measure(policy, shapes_prompt_set("eval"), args.samples, args.seed)
+    out = measure(policy, shapes_prompt_set(args.split), args.samples, args.seed)
     print(table(out))
     print(f"(measured in {time.perf_counter() - start:.0f} s)")
 
