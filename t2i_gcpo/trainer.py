@@ -372,6 +372,7 @@ class Trainer:
                 credit_preset(self.preset).negative,
                 config.seed,
                 source=f"logging.probe_prompt={self.probe.prompt!r}",
+                vocab=prompts_vocabulary([*self.records, *self.eval_records]),
             )
         self.reward = CombinedReward(
             config.rewards.models, on_nonfinite=config.rewards.on_nonfinite

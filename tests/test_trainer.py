@@ -310,6 +310,18 @@ def test_two_processes_keep_identical_parameters_and_gather_metrics(assets, tmp_
         "rng_rank0.pt", "rng_rank1.pt"]  # fmt: skip
 
 
+def test_the_probes_attribute_negative_draws_on_the_prompt_sets_classes(assets, tmp_path):
+    # a lone class names no other class itself; its negative takes one from the prompt sets
+    for probe in ("a photo of a circle", "a photo of a triangle"):  # a training, a held-out one
+        config = tiny_config(
+            assets, tmp_path / "run", prompts={"eval": "shapes:eval"},
+            algo={"negative": "attribute"}, logging={"heatmap_every": 1, "probe_prompt": probe},
+        )  # fmt: skip
+        (negative,) = Trainer(config).probe_negatives
+        others = {s for s in ("circle", "square", "triangle", "cross") if s not in probe}
+        assert negative in {f"a photo of a {s}" for s in others}
+
+
 def test_a_signal_asks_for_a_stop_and_a_second_ctrl_c_stops_at_once(assets, tmp_path):
     trainer = Trainer(tiny_config(assets, tmp_path / "run"))
     assert not trainer.should_stop()
