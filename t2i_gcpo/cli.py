@@ -282,17 +282,21 @@ def _add_heatmap(commands) -> None:
 
 
 def _heatmap_records(args: argparse.Namespace):
-    """The records of --prompt (with --negative) or of --prompts (its first --limit)."""
+    """The records of --prompt (with --negative) or of --prompts (its first --limit), and the
+    classes and colours their "attribute" negatives draw on (of the whole --prompts set, so
+    that a lone class's negative can name another; None: the records' own)."""
     from t2i_gcpo.data import resolve_prompts
+    from t2i_gcpo.data.negatives import prompts_vocabulary
     from t2i_gcpo.viz.heatmap import heatmap_records
 
     if args.prompt:
-        return heatmap_records(args.prompt, args.negative)
+        return heatmap_records(args.prompt, args.negative), None
     _positive("--limit", args.limit)
-    records = resolve_prompts(args.prompts)[: args.limit]
+    every = resolve_prompts(args.prompts)
+    records = every[: args.limit]
     if args.negative:
-        return heatmap_records([r.prompt for r in records], args.negative)
-    return records
+        return heatmap_records([r.prompt for r in records], args.negative), None
+    return records, prompts_vocabulary(every)
 
 
 def _run_heatmap(args: argparse.Namespace) -> int:
@@ -305,8 +309,8 @@ def _run_heatmap(args: argparse.Namespace) -> int:
         raise InputError(f"--alpha must be in [0, 1], got {args.alpha}")
     mode = "caption" if args.negative else args.negative_mode or "null"
     try:
-        records = _heatmap_records(args)
-        resolve_negatives(records, mode, args.seed, source="the prompts")
+        records, vocab = _heatmap_records(args)
+        resolve_negatives(records, mode, args.seed, source="the prompts", vocab=vocab)
     except ValueError as err:
         raise InputError(str(err)) from err
     reward = None if args.reward.lower() == "none" else _eval_reward([args.reward])
@@ -327,6 +331,7 @@ def _run_heatmap(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             mode=args.upsample,
             judge=judge,
+            vocab=vocab,
         )
     except RewardError as err:
         raise InputError(str(err)) from err

@@ -223,6 +223,17 @@ def test_heatmap_command_writes_the_files_it_lists(tiny, tmp_path, capsys):
     assert len(targets) == 6 and all((out / t).is_file() for t in targets)
 
 
+def test_heatmap_attribute_negative_draws_on_the_whole_prompt_set(tiny, tmp_path, capsys):
+    # the first held-out prompt is a lone class: its negative names another of the set's
+    out = tmp_path / "maps"
+    assert main(["heatmap", "--policy", str(tiny), "--prompts", "shapes:eval", "--limit", "1",
+                 "--negative-mode", "attribute", "--samples", "1", "--reward", "none",
+                 "--out", str(out)]) == 0  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["prompts"] == ["a photo of a triangle"]
+    assert summary["negatives"][0] in {f"a photo of a {s}" for s in ("circle", "square", "cross")}
+
+
 def test_heatmap_command_rejects_bad_input(tiny, tmp_path, capsys):
     base = ["heatmap", "--policy", str(tiny), "--prompt", "a", "--prompt", "b",
             "--out", str(tmp_path)]  # fmt: skip

@@ -108,12 +108,14 @@ def run_heatmap(
     alpha: float = 0.6,
     mode: str = "nearest",
     judge=None,
+    vocab: tuple[list[str], list[str]] | None = None,
 ) -> list[Path]:
     """Probe `policy` on the records' prompts against `negative_mode`'s negatives (see
     data.negatives) and write everything into `out`; returns the files. With a `judge`
     (reward_models.Judge) the summary also holds each sample's credit figures on the objects it
-    finds (records need the judge's metadata)."""
-    negatives = resolve_negatives(records, negative_mode, seed, source="--prompt")
+    finds (records need the judge's metadata). `vocab`: the classes and colours the "attribute"
+    negative draws on (default: those the records name)."""
+    negatives = resolve_negatives(records, negative_mode, seed, source="--prompt", vocab=vocab)
     generator = torch.Generator(device=policy.device).manual_seed(seed)
     scale = policy.default_cfg_scale if cfg_scale is None else cfg_scale
     prompts = [record.prompt for record in records]
