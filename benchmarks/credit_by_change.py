@@ -38,7 +38,7 @@ from t2i_gcpo.data.geneval import is_geneval, vocabulary
 from t2i_gcpo.evaluation import sampled_batches, view_logprobs, view_negatives
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.assets import load_shapes_policy
-from t2i_gcpo.toy.oracle import detect, objects_by_class
+from t2i_gcpo.toy.oracle import chosen_objects, detect, objects_by_class
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 
 GROUPS = ("all", "changed", "unchanged", "gap changed", "gap ground")
@@ -88,8 +88,7 @@ def measure(policy, records, samples: int, seed: int = 0) -> dict[tuple, list[fl
             if caption is None:
                 continue
             kind, touched = changed_indices(meta, caption)
-            by_class = objects_by_class(found)
-            chosen = [by_class.get(r["class"], [])[: int(r["count"])] for r in meta["include"]]
+            chosen = chosen_objects(objects_by_class(found), meta)
             if not any(chosen):
                 continue  # no matched object: shapes_quality.py leaves the sample out too
             changed = patches([d for i, ds in enumerate(chosen) if i in touched for d in ds], grid)

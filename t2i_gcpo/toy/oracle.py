@@ -204,14 +204,20 @@ def objects_by_class(found: list[Detection]) -> dict[str, list[Detection]]:
     return by_class
 
 
+def chosen_objects(by_class: dict[str, list[Detection]], metadata: dict) -> list[list[Detection]]:
+    """Each include requirement's detections as GenEval picks them: the first `count` of its
+    class in `by_class` (objects_by_class), fewer when fewer were found."""
+    return [by_class.get(req["class"], [])[: int(req["count"])] for req in metadata["include"]]
+
+
 def judge_objects(found: list[Detection], metadata: dict) -> Judgement:
     """GenEval's rules (see the module docstring) on one image's detections."""
     check_metadata(metadata)
     by_class = objects_by_class(found)
     correct, reasons, groups, matched = True, [], [], []
-    for req in metadata["include"]:
+    picks = chosen_objects(by_class, metadata)
+    for req, chosen in zip(metadata["include"], picks, strict=True):
         name, count = req["class"], int(req["count"])
-        chosen = by_class.get(name, [])[:count]
         ok = len(chosen) >= count
         if not ok:
             reasons.append(f"expected {name} >= {count}, found {len(chosen)}")
