@@ -20,6 +20,15 @@ per-sample AUROC (the mean over samples; 0.5 = chance) for each category and kin
                objects' patches (how much the negative's words move them), and
     gap ground   the same over the background
 
+and, for scale, the "all" figure of two reference credits on the same samples and masks:
+
+    ideal objects    1 on every patch of the changed objects, 0 elsewhere: credit that finds
+                     exactly what the negative changes (the unchanged objects tie with the
+                     background)
+    ideal first row  1 on the first token row of each changed object, 0 elsewhere: where that
+                     credit belongs in raster order, where a policy that completes an object
+                     from its first tokens decides it
+
     python benchmarks/credit_by_change.py [--assets DIR] [--samples 8] [--threads 2]
         [--split train]   # the same on the pretraining prompts
 """
@@ -41,7 +50,9 @@ from t2i_gcpo.toy.assets import load_shapes_policy
 from t2i_gcpo.toy.oracle import chosen_objects, detect, objects_by_class
 from t2i_gcpo.toy.prompts import shapes_prompt_set
 
-GROUPS = ("all", "changed", "unchanged", "gap changed", "gap ground")
+GROUPS = (
+    "all", "changed", "unchanged", "gap changed", "gap ground", "ideal objects", "ideal first row"
+)  # fmt: skip
 WHOLE_RECORD_CHANGES = ("swap_colors", "swap_objects", "relation")
 """Changes that concern every object the record names (their colours or places)."""
 
@@ -68,6 +79,18 @@ def patches(detections: list, grid: tuple[int, int]) -> torch.Tensor:
     return patch_coverage(union, grid).flatten() > 0
 
 
+def first_rows(detections: list, grid: tuple[int, int]) -> torch.Tensor:
+    """(T,) bool: for each of `detections`, the tokens of the first token row (raster order)
+    that its mask touches."""
+    out = torch.zeros(grid, dtype=torch.bool)
+    for detection in detections:
+        touched = patch_coverage(detection.mask, grid) > 0
+        rows = touched.any(dim=1).nonzero()
+        if len(rows):
+            out[rows[0, 0]] |= touched[rows[0, 0]]
+    return out.flatten()
+
+
 def measure(policy, records, samples: int, seed: int = 0) -> dict[tuple, list[float]]:
     """{(group, tag, kind): per-sample AUROCs} over `records`' samples."""
     vocab = vocabulary(r.metadata for r in records if is_geneval(r.metadata))
@@ -91,10 +114,16 @@ def measure(policy, records, samples: int, seed: int = 0) -> dict[tuple, list[fl
             chosen = chosen_objects(objects_by_class(found), meta)
             if not any(chosen):
                 continue  # no matched object: shapes_quality.py leaves the sample out too
-            changed = patches([d for i, ds in enumerate(chosen) if i in touched for d in ds], grid)
+            moved = [d for i, ds in enumerate(chosen) if i in touched for d in ds]
+            changed = patches(moved, grid)
             same = patches([d for i, ds in enumerate(chosen) if i not in touched for d in ds], grid)
-            scores, key = row[None], (meta["tag"], kind)
-            out[("all", *key)].append(token_auroc(scores, (changed | same)[None]).item())
+            scores, key, objects = row[None], (meta["tag"], kind), (changed | same)[None]
+            out[("all", *key)].append(token_auroc(scores, objects).item())
+            for group, ideal in (
+                ("ideal objects", changed),
+                ("ideal first row", first_rows(moved, grid)),
+            ):
+                out[(group, *key)].append(token_auroc(ideal.float()[None], objects).item())
             for group, positives, left_out in (
                 ("changed", changed, same),
                 ("unchanged", same, changed),
