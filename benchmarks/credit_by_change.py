@@ -43,7 +43,7 @@ import torch
 
 from t2i_gcpo.algos import GCPO, credit_preset
 from t2i_gcpo.algos.metrics import patch_coverage, token_auroc
-from t2i_gcpo.data.geneval import is_geneval, vocabulary
+from t2i_gcpo.data.negatives import prompts_vocabulary
 from t2i_gcpo.evaluation import sampled_batches, view_logprobs, view_negatives
 from t2i_gcpo.toy import scenes as S
 from t2i_gcpo.toy.assets import load_shapes_policy
@@ -93,7 +93,7 @@ def first_rows(detections: list, grid: tuple[int, int]) -> torch.Tensor:
 
 def measure(policy, records, samples: int, seed: int = 0) -> dict[tuple, list[float]]:
     """{(group, tag, kind): per-sample AUROCs} over `records`' samples."""
-    vocab = vocabulary(r.metadata for r in records if is_geneval(r.metadata))
+    vocab = prompts_vocabulary(records)
     preset, grid = credit_preset(GCPO), tuple(policy.grid)
     out: dict[tuple, list[float]] = defaultdict(list)
     batches = sampled_batches(policy, records, samples, policy.default_cfg_scale, 16, seed)

@@ -55,7 +55,7 @@ import torch
 from t2i_gcpo.algos import GCPO, credit_preset
 from t2i_gcpo.algos.advantages import group_advantages
 from t2i_gcpo.algos.metrics import patch_coverage, token_auroc
-from t2i_gcpo.data.geneval import is_geneval, vocabulary
+from t2i_gcpo.data.negatives import prompts_vocabulary
 from t2i_gcpo.data.prompts import resolve_prompts
 from t2i_gcpo.evaluation import (
     first_tokens,
@@ -349,7 +349,7 @@ def main() -> None:
     batches = sampled_batches(
         policy, records, args.samples, policy.default_cfg_scale, seed=args.seed
     )
-    vocab = vocabulary(r.metadata for r in records if is_geneval(r.metadata))
+    vocab = prompts_vocabulary(records)
     for chunk, rollout, images, metadata in batches:
         prompts = rollout.sample_prompts
         verdicts = judge_images(judge, images, prompts, metadata)

@@ -51,8 +51,8 @@ from t2i_gcpo.algos import (
     token_auroc,
 )
 from t2i_gcpo.data import PromptRecord
-from t2i_gcpo.data.geneval import is_geneval, objects_asked, vocabulary
-from t2i_gcpo.data.negatives import NEGATIVE_VIEWS, attribute_caption
+from t2i_gcpo.data.geneval import is_geneval, objects_asked
+from t2i_gcpo.data.negatives import NEGATIVE_VIEWS, attribute_caption, prompts_vocabulary
 from t2i_gcpo.logging_utils import short_names
 from t2i_gcpo.policies import Policy, Rollout, score_tokens
 
@@ -218,7 +218,7 @@ def evaluate_policy(
     views = [v for v in negative_views if v != "caption" or all(r.negative_prompt for r in records)]
     views = views if judge is not None else []
     blame = blame and isinstance(judge, WrongVersions)
-    vocab = vocabulary(r.metadata for r in records if is_geneval(r.metadata))
+    vocab = prompts_vocabulary(records)
     values: dict[str, list[torch.Tensor]] = defaultdict(list)
     batches = sampled_batches(policy, records, samples_per_prompt, scale, batch_prompts, seed)
     for chunk, rollout, images, metadata in batches:
