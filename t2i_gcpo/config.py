@@ -308,15 +308,16 @@ class OptimConfig:
     updates_per_rollout: int = 4
     """Passes (epochs) over each step's rollout. The default suits the default run, whose 50
     steps see each training prompt about once: with 4 passes and the oracle's partial credit
-    (rewards.models' default) its held-out GenEval score rose on each of seeds 0-2, +3.0 +- 1.0
-    points, against +0.1 +- 1.7 with 1 pass and the strict verdict (docs/results.md, section 4).
-    The reference recipe uses 1, as configs/janus-pro-*.yaml do."""
+    (rewards.models' default) its held-out GenEval score rose on each of seeds 0-2, +7.9 +- 1.7
+    points on the policy shipped since 2026-12-07 (+3.0 +- 1.0 on the one shipped before
+    2026-12-06, against +0.1 +- 1.7 there with 1 pass and the strict verdict; docs/results.md,
+    section 4). The reference recipe uses 1, as configs/janus-pro-*.yaml do."""
     minibatch_size: int | None = None
     """Samples per forward/backward pass on each process (null: the process's whole rollout).
     It must divide the process's rollout, prompts_per_step / processes * group_size."""
     steps: int = 50
-    """Training steps; each samples one rollout and runs its updates (the default run's 50
-    take about 4 minutes on 2 CPU cores)."""
+    """Training steps; each samples one rollout and runs its updates (the default run's 50,
+    with its two evaluations, take 152-173 s on 2 CPU cores: docs/results/default_run.txt)."""
 
     def __post_init__(self) -> None:
         _above("optim.lr", self.lr, 0.0)
